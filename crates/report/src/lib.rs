@@ -1,0 +1,5 @@
+//! Reports: statistics over measured requests, the renderers (terminal, text,
+//! Markdown, JSON, HTML) and the comparison of a run with a baseline.
+//!
+//! Architecture Invariant: report does no network I/O and never depends on
+//! the load crate; it reads only the types of `spark-results`.

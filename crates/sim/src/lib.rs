@@ -1,0 +1,1 @@
+//! spark-sim: a simulated vLLM-like OpenAI-compatible engine.

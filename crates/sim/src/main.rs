@@ -1,0 +1,2 @@
+//! The `spark-sim` binary.
+fn main() {}

@@ -1,0 +1,2 @@
+//! The `spark-perf` binary.
+fn main() {}

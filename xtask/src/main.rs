@@ -1,0 +1,2 @@
+//! Project automation that is not part of the product.
+fn main() {}
