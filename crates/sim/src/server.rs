@@ -17,7 +17,7 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -87,11 +87,19 @@ impl Shared {
     }
 }
 
-/// A bound (not yet listening) simulated engine.
+/// The socket before `run`: listening already when there is no loading phase,
+/// so that a client may connect as soon as `bind` returns.
+#[derive(Debug)]
+enum Bound {
+    Closed(TcpSocket),
+    Listening(TcpListener),
+}
+
+/// A bound simulated engine (listening only once the loading phase allows).
 #[derive(Debug)]
 pub struct Sim {
     shared: Arc<Shared>,
-    socket: TcpSocket,
+    socket: Bound,
     local_addr: SocketAddr,
     shutdown_tx: watch::Sender<bool>,
     truth_writer: Option<TruthWriter>,
@@ -124,6 +132,14 @@ impl Sim {
             Ok((socket, local))
         };
         let (socket, local_addr) = bind(addr).map_err(|err| SimError::Bind { addr, err })?;
+        let socket = if args.load_time.is_zero() || args.load_closed_fraction <= 0.0 {
+            Bound::Listening(socket.listen(1024).map_err(|err| SimError::Listen {
+                addr: local_addr,
+                err,
+            })?)
+        } else {
+            Bound::Closed(socket)
+        };
         let (truth, truth_writer) = match &args.truth_log {
             Some(path) => {
                 let (sink, writer) = truth::open(path).map_err(|err| SimError::OpenTruthLog {
@@ -194,10 +210,13 @@ impl Sim {
                 () = &mut shutdown => break 'serve SimExit::Stopped,
                 () = tokio::time::sleep_until(started + closed_for) => {}
             }
-            let listener = socket.listen(1024).map_err(|err| SimError::Listen {
-                addr: local_addr,
-                err,
-            })?;
+            let listener = match socket {
+                Bound::Listening(listener) => listener,
+                Bound::Closed(socket) => socket.listen(1024).map_err(|err| SimError::Listen {
+                    addr: local_addr,
+                    err,
+                })?,
+            };
             tracing::info!("accepting connections on {local_addr}");
             let mut ready = false;
             let mut conns = JoinSet::new();
