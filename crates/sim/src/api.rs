@@ -31,6 +31,8 @@ use crate::truth::{Outcome, TruthRecord, monotonic_ns, unix_ns};
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 type Resp = Response<SimBody>;
+/// An early answer (an error body); boxed to keep `Result`s small.
+type Reject = Box<Resp>;
 
 fn json_response(status: StatusCode, body: &impl Serialize) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
@@ -251,30 +253,30 @@ fn models(shared: &Shared) -> Resp {
 }
 
 /// Reads and parses a JSON body; a failure is FastAPI's validation 400.
-async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Resp> {
+async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Reject> {
     let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
         .map_err(|err| {
-            error(
+            Box::new(error(
                 StatusCode::BAD_REQUEST,
                 "Bad Request",
                 format!("cannot read the request body: {err}"),
                 None,
-            )
+            ))
         })?
         .to_bytes();
     serde_json::from_slice(&body).map_err(|err| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             "Bad Request",
             format!("[{{'type': 'json_invalid', 'loc': ('body',), 'msg': 'JSON decode error', 'ctx': {{'error': '{err}'}}}}]"),
             None,
-        )
+        ))
     })
 }
 
-fn check_model(shared: &Shared, model: Option<&str>) -> Result<(), Resp> {
+fn check_model(shared: &Shared, model: Option<&str>) -> Result<(), Reject> {
     // llama.cpp serves whatever it loaded, whatever the request names.
     if shared.args.flavor == Flavor::Llamacpp {
         return Ok(());
@@ -282,22 +284,22 @@ fn check_model(shared: &Shared, model: Option<&str>) -> Result<(), Resp> {
     match model {
         None => Ok(()),
         Some(name) if shared.served_names.iter().any(|n| n == name) => Ok(()),
-        Some(name) => Err(error(
+        Some(name) => Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "NotFoundError",
             format!("The model `{name}` does not exist."),
             Some("model"),
-        )),
+        ))),
     }
 }
 
 async fn tokenize(shared: &Shared, req: Request<Incoming>) -> Resp {
     let request: TokenizeRequest = match read_json(req).await {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if let Err(resp) = check_model(shared, request.model.as_deref()) {
-        return resp;
+        return *resp;
     }
     let tokens = match (&request.prompt, &request.messages) {
         (Some(prompt), None) => tokenizer::encode(prompt),
@@ -305,7 +307,7 @@ async fn tokenize(shared: &Shared, req: Request<Incoming>) -> Resp {
             Ok(messages) => {
                 tokenizer::encode_chat(&messages, request.add_generation_prompt.unwrap_or(true))
             }
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         },
         _ => {
             return error(
@@ -336,10 +338,10 @@ async fn tokenize(shared: &Shared, req: Request<Incoming>) -> Resp {
 async fn detokenize(shared: &Shared, req: Request<Incoming>) -> Resp {
     let request: DetokenizeRequest = match read_json(req).await {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if let Err(resp) = check_model(shared, request.model.as_deref()) {
-        return resp;
+        return *resp;
     }
     let mut ids = Vec::with_capacity(request.tokens.len());
     for &token in &request.tokens {
@@ -361,12 +363,12 @@ async fn detokenize(shared: &Shared, req: Request<Incoming>) -> Resp {
 
 fn chat_messages(
     messages: &[crate::protocol::InMessage],
-) -> Result<Vec<tokenizer::ChatMessage>, Resp> {
+) -> Result<Vec<tokenizer::ChatMessage>, Reject> {
     messages
         .iter()
         .map(|m| m.to_chat())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|message| bad_request(message, Some("messages")))
+        .map_err(|message| Box::new(bad_request(message, Some("messages"))))
 }
 
 /// The prompt of a request, tokenized (chat template applied for chat).
@@ -376,7 +378,7 @@ struct Parsed {
     stream: bool,
 }
 
-async fn parse_generation(req: Request<Incoming>, endpoint: Endpoint) -> Result<Parsed, Resp> {
+async fn parse_generation(req: Request<Incoming>, endpoint: Endpoint) -> Result<Parsed, Reject> {
     let (prompt, sampling) = match endpoint {
         Endpoint::Chat => {
             let request: ChatRequest = read_json(req).await?;
@@ -395,27 +397,27 @@ async fn parse_generation(req: Request<Incoming>, endpoint: Endpoint) -> Result<
                 Prompt::Ids(ids) => ids,
                 Prompt::IdLists(mut lists) if lists.len() == 1 => lists.pop().unwrap_or_default(),
                 _ => {
-                    return Err(bad_request(
+                    return Err(Box::new(bad_request(
                         "spark-sim serves exactly one prompt per request".to_owned(),
                         Some("prompt"),
-                    ));
+                    )));
                 }
             };
             if let Some(&bad) = ids.iter().find(|&&id| id >= tokenizer::vocab_size()) {
-                return Err(bad_request(
+                return Err(Box::new(bad_request(
                     format!("token id {bad} is out of vocabulary"),
                     Some("prompt"),
-                ));
+                )));
             }
             (ids, request.sampling)
         }
     };
     let stream = sampling.stream.unwrap_or(false);
     if !stream && sampling.stream_options.is_some() {
-        return Err(bad_request(
+        return Err(Box::new(bad_request(
             "Stream options can only be defined when `stream=True`.".to_owned(),
             Some("stream_options"),
-        ));
+        )));
     }
     Ok(Parsed {
         prompt,
@@ -467,13 +469,13 @@ fn context_error(shared: &Shared, prompt_tokens: u32, max_tokens: Option<u32>) -
     None
 }
 
-fn non_negative(value: Option<i64>, name: &'static str) -> Result<Option<u32>, Resp> {
+fn non_negative(value: Option<i64>, name: &'static str) -> Result<Option<u32>, Reject> {
     match value {
         None => Ok(None),
-        Some(v) if v < 0 => Err(bad_request(
+        Some(v) if v < 0 => Err(Box::new(bad_request(
             format!("{name} must be at least 0, got {v}."),
             Some(name),
-        )),
+        ))),
         Some(v) => Ok(Some(u32::try_from(v).unwrap_or(u32::MAX))),
     }
 }
@@ -490,17 +492,17 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, endpoint: Endpoin
         .map(str::to_owned);
     let parsed = match parse_generation(req, endpoint).await {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let sampling = &parsed.sampling;
     if let Err(resp) = check_model(&shared, sampling.model.as_deref()) {
-        return resp;
+        return *resp;
     }
     if sampling.n.is_some_and(|n| n != 1) {
         return bad_request("spark-sim only supports n=1".to_owned(), Some("n"));
     }
     let temperature = sampling.temperature.unwrap_or(1.0);
-    if !(temperature >= 0.0) {
+    if temperature.is_nan() || temperature < 0.0 {
         return bad_request(
             format!("temperature must be non-negative, got {temperature}."),
             Some("temperature"),
@@ -513,7 +515,7 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, endpoint: Endpoin
     };
     let max_tokens = match non_negative(requested, "max_tokens") {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if max_tokens == Some(0) {
         return bad_request(
@@ -523,7 +525,7 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, endpoint: Endpoin
     }
     let min_tokens = match non_negative(sampling.min_tokens, "min_tokens") {
         Ok(v) => v.unwrap_or(0),
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let max_len = shared.args.max_model_len;
     let prompt_tokens = u32::try_from(parsed.prompt.len()).unwrap_or(u32::MAX);
