@@ -636,7 +636,8 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, endpoint: Endpoin
 
     let fail_draw =
         splitmix64(shared.args.seed ^ 0xFA11 ^ request_number.wrapping_mul(0x2545_F491));
-    if (fail_draw >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < shared.args.fail_rate {
+    // The top 53 bits as a uniform draw in [0, 1).
+    if ((fail_draw >> 11) as f64 / (1u64 << 53) as f64) < shared.args.fail_rate {
         guard.finish(Outcome::Http500, None);
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
