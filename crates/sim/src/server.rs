@@ -164,7 +164,8 @@ impl Sim {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             served_names: args.served_names(),
-            ready: AtomicBool::new(false),
+            // Without a loading phase the sim is ready before its first accept.
+            ready: AtomicBool::new(args.load_time.is_zero() && !args.never_ready),
             args,
             engine,
             truth,
@@ -218,10 +219,13 @@ impl Sim {
                 })?,
             };
             tracing::info!("accepting connections on {local_addr}");
-            let mut ready = false;
+            let mut ready = shared.ready.load(Ordering::Relaxed);
             let mut conns = JoinSet::new();
             let exit = loop {
                 tokio::select! {
+                    // Stop and readiness first: a connection accepted in the
+                    // same turn must already see the new state.
+                    biased;
                     () = &mut shutdown => break SimExit::Stopped,
                     () = shared.crash.notified() => break SimExit::Crashed,
                     () = tokio::time::sleep_until(ready_at), if !ready && !args.never_ready => {
