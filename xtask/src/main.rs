@@ -1,2 +1,46 @@
-//! Project automation that is not part of the product.
-fn main() {}
+//! Project automation that is not part of the product, run as `cargo xtask …`
+//! (the alias lives in `.cargo/config.toml`).
+//!
+//! It exists so that every build step a developer or CI needs beyond plain
+//! `cargo build`/`cargo test` is Rust code in the repository rather than a
+//! shell script only one machine runs: building the spark-sim Docker image
+//! from a static binary (there is no image registry, so no base image can be
+//! pulled and the image is `FROM scratch`).
+
+mod sim_image;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  sim-image [--tag TAG]   build spark-sim as a static binary and the Docker
+                          image TAG (default spark-sim:dev) FROM scratch
+  help                    print this message
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("sim-image") => sim_image::run(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            eprint!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The workspace root: xtask's manifest directory is `<root>/xtask`.
+fn workspace_root() -> std::path::PathBuf {
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}

@@ -1,0 +1,96 @@
+//! The spark-perf command line: option parsing, logging set-up and the
+//! commands, each in its own module under `commands/`.
+//!
+//! `main.rs` only parses [`Opts`] and calls [`main`], so integration tests run
+//! the same code in-process with `Opts::try_parse_from`.
+//!
+//! Architecture Invariant: this is the only crate that sets up clap, tracing
+//! subscribers and indicatif; the libraries only emit `tracing` events.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code: everything ran and nothing regressed.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a regression against the baseline (reserved for `compare`).
+pub const EXIT_REGRESSION: u8 = 1;
+/// Exit code: an error (bad input, an engine that failed, a run that stopped).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Benchmark the LLM inference engines of a docker-compose file, one at a time.
+///
+/// Exit codes: 0 all ran and nothing regressed; 1 a regression against the
+/// baseline; 2 an error.
+///
+/// Examples:
+///   spark-perf demo                  measure the embedded simulated engine
+///   spark-perf sim --port 8000       serve the simulated engine (see docs/SIM.md)
+#[derive(Debug, Parser)]
+#[command(version, about, verbatim_doc_comment, arg_required_else_help = true)]
+pub struct Opts {
+    /// More logging on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run spark-sim, the embedded simulated engine, as a local process and
+    /// stream one completion from it (no GPU, no Docker).
+    Demo(commands::demo::DemoOpts),
+    /// Serve spark-sim, the simulated vLLM-like engine (same flags as the
+    /// `spark-sim` binary; see docs/SIM.md).
+    Sim(spark_sim::SimArgs),
+}
+
+/// Runs the parsed command line and maps the outcome to an exit code.
+pub fn main(opts: Opts) -> ExitCode {
+    init_logging(opts.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let outcome = runtime.block_on(run(opts.command));
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Runs one command; returns the exit code it asks for.
+pub async fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Demo(opts) => commands::demo::run(opts).await,
+        Command::Sim(args) => commands::sim::run(args).await,
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn,spark_perf=info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Logs go to stderr: stdout carries results only.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
