@@ -1,6 +1,7 @@
 //! The spark-sim Docker image on the real daemon: `cargo xtask sim-image`
-//! builds it, it runs as a container, becomes healthy, streams a completion
-//! over the published port, and stops within 2 s of `docker stop`.
+//! builds it, it runs as a container, becomes healthy (its own `/health` and
+//! Docker's HEALTHCHECK), streams a completion over the published port, and
+//! stops within 2 s of `docker stop`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -122,6 +123,22 @@ fn sim_image_serves_streams_and_stops_quickly() {
         "usage missing in {body}"
     );
     assert!(body.contains("data: [DONE]"), "no [DONE] in {body}");
+
+    // The image's HEALTHCHECK runs `spark-sim healthcheck` (there is no shell
+    // in a scratch image); Docker must come to call the container healthy.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = docker(&["inspect", "--format", "{{.State.Health.Status}}", &name]);
+        let health = String::from_utf8_lossy(&health.stdout).trim().to_owned();
+        if health == "healthy" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Docker's health status stayed {health:?}: the image's HEALTHCHECK does not work"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let started = Instant::now();
     docker(&["stop", "--time", "10", &name]);
