@@ -25,6 +25,7 @@ use crate::protocol::{
 use crate::server::Shared;
 use crate::stream::{Endpoint, FaultKind, Finish, Plan, SimBody, SseBody, TruthGuard};
 use crate::tokenizer;
+use crate::tokenizer::splitmix64;
 use crate::truth::{Outcome, TruthRecord, monotonic_ns, unix_ns};
 
 /// Largest request body accepted (a 128k-token prompt is well under this).
@@ -81,14 +82,6 @@ fn detail(status: StatusCode, text: &'static str) -> Resp {
         detail: &'static str,
     }
     json_response(status, &Detail { detail: text })
-}
-
-fn splitmix64(mut state: u64) -> u64 {
-    state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Routes one request.

@@ -339,7 +339,9 @@ pub fn encode_chat(messages: &[ChatMessage], add_generation_prompt: bool) -> Vec
     encode(&render_chat(messages, add_generation_prompt))
 }
 
-fn splitmix64(mut state: u64) -> u64 {
+/// One step of SplitMix64: the sim's only source of pseudo-randomness, so
+/// every choice is reproducible from `--seed` and needs no RNG crate.
+pub(crate) fn splitmix64(mut state: u64) -> u64 {
     state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
