@@ -46,7 +46,7 @@ pub enum Command {
     Demo(commands::demo::DemoOpts),
     /// Serve spark-sim, the simulated vLLM-like engine (same flags as the
     /// `spark-sim` binary; see docs/SIM.md).
-    Sim(spark_sim::SimArgs),
+    Sim(Box<spark_sim::SimArgs>),
 }
 
 /// Runs the parsed command line and maps the outcome to an exit code.
@@ -76,7 +76,7 @@ pub fn main(opts: Opts) -> ExitCode {
 pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Demo(opts) => commands::demo::run(opts).await,
-        Command::Sim(args) => commands::sim::run(args).await,
+        Command::Sim(args) => commands::sim::run(*args).await,
     }
 }
 

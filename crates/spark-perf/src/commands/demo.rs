@@ -154,10 +154,10 @@ async fn measure(child: &mut Child, opts: &DemoOpts) -> anyhow::Result<u8> {
 
 /// SIGTERM first, as Docker does, then kill if it lingers.
 async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
-        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok())
+        && let Some(pid) = rustix::process::Pid::from_raw(pid)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     }
     if tokio::time::timeout(Duration::from_secs(2), child.wait())
         .await
