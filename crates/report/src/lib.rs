@@ -3,3 +3,5 @@
 //!
 //! Architecture Invariant: report does no network I/O and never depends on
 //! the load crate; it reads only the types of `spark-results`.
+
+pub mod stats;
