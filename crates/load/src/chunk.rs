@@ -1,0 +1,267 @@
+//! What one SSE data payload of an OpenAI-compatible stream says.
+//!
+//! Only what the measurement needs is decoded: whether the first choice
+//! carries non-empty content, text or reasoning, its `finish_reason`, the
+//! usage, and in-band errors. Strings are borrowed and the choices array is
+//! walked without collecting it, so a chunk costs no allocation (except for
+//! a string with escapes in a field we do read); unknown fields are skipped.
+//! A payload that is not a JSON object of this shape is reported as invalid,
+//! never panicked on.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
+
+/// The decoded payload.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Payload<'a> {
+    /// `data: [DONE]`.
+    Done,
+    /// A completion chunk.
+    Chunk(ChunkInfo<'a>),
+    /// `{"error": …}` (or `{"object": "error", …}`) inside the stream.
+    Error(String),
+    /// Not JSON, or not a chunk.
+    Invalid(String),
+}
+
+/// The parts of a chunk the measurement uses.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ChunkInfo<'a> {
+    /// Non-empty `delta.content` (chat) or `text` (completions).
+    pub(crate) content: bool,
+    /// Non-empty `delta.reasoning_content` or `delta.reasoning`.
+    pub(crate) reasoning: bool,
+    /// `finish_reason` of the first choice, when not null.
+    pub(crate) finish_reason: Option<Cow<'a, str>>,
+    /// `usage.prompt_tokens` and `usage.completion_tokens`.
+    pub(crate) usage: Option<Usage>,
+}
+
+/// Token counts reported by the engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub(crate) struct Usage {
+    #[serde(default)]
+    pub(crate) prompt_tokens: Option<u32>,
+    #[serde(default)]
+    pub(crate) completion_tokens: Option<u32>,
+}
+
+/// Decodes one event's data.
+pub(crate) fn parse(data: &[u8]) -> Payload<'_> {
+    let trimmed = data.trim_ascii();
+    if trimmed == b"[DONE]" {
+        return Payload::Done;
+    }
+    match serde_json::from_slice::<RawChunk<'_>>(trimmed) {
+        Ok(raw) => {
+            let is_error = raw.error.is_some() || raw.object.as_deref() == Some("error");
+            if is_error {
+                return Payload::Error(error_message(trimmed));
+            }
+            let choice = raw.choices.0.unwrap_or_default();
+            let delta = choice.delta.unwrap_or_default();
+            Payload::Chunk(ChunkInfo {
+                content: delta.content.is_some_and(|s| s.0) || choice.text.is_some_and(|s| s.0),
+                reasoning: delta.reasoning_content.is_some_and(|s| s.0)
+                    || delta.reasoning.is_some_and(|s| s.0),
+                finish_reason: choice.finish_reason,
+                usage: raw.usage,
+            })
+        }
+        Err(err) => Payload::Invalid(format!(
+            "not a completion chunk ({err}): {}",
+            excerpt(trimmed)
+        )),
+    }
+}
+
+/// The message of an error payload, read the slow way (it happens once).
+pub(crate) fn error_message(data: &[u8]) -> String {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return excerpt(data);
+    };
+    let error = value.get("error").unwrap_or(&value);
+    let message = error
+        .get("message")
+        .or_else(|| error.get("detail"))
+        .and_then(|m| m.as_str())
+        .or_else(|| error.as_str());
+    match message {
+        Some(message) => message.to_owned(),
+        None => excerpt(data),
+    }
+}
+
+/// At most 300 characters of a payload, for messages.
+pub(crate) fn excerpt(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    let text = text.trim();
+    match text.char_indices().nth(300) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+struct RawChunk<'a> {
+    #[serde(default)]
+    choices: FirstChoice<'a>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    object: Option<Cow<'a, str>>,
+}
+
+#[derive(Default, Deserialize)]
+struct RawChoice<'a> {
+    #[serde(default)]
+    delta: Option<RawDelta>,
+    #[serde(default)]
+    text: Option<NonEmpty>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Default, Deserialize)]
+struct RawDelta {
+    #[serde(default)]
+    content: Option<NonEmpty>,
+    #[serde(default)]
+    reasoning_content: Option<NonEmpty>,
+    #[serde(default)]
+    reasoning: Option<NonEmpty>,
+}
+
+/// Whether a string is non-empty, without keeping it.
+struct NonEmpty(bool);
+
+impl<'de> Deserialize<'de> for NonEmpty {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NonEmptyVisitor;
+        impl Visitor<'_> for NonEmptyVisitor {
+            type Value = NonEmpty;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NonEmpty, E> {
+                Ok(NonEmpty(!v.is_empty()))
+            }
+        }
+        deserializer.deserialize_str(NonEmptyVisitor)
+    }
+}
+
+/// The first element of `choices`; the others are skipped (we ask for n=1).
+#[derive(Default)]
+struct FirstChoice<'a>(Option<RawChoice<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FirstVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for FirstVisitor<'a> {
+            type Value = FirstChoice<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of choices")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(FirstChoice(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let first = seq.next_element::<RawChoice<'a>>()?;
+                // Bounded by the payload's size: each element consumes input.
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FirstChoice(first))
+            }
+        }
+        deserializer.deserialize_any(FirstVisitor(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(data: &str) -> ChunkInfo<'_> {
+        match parse(data.as_bytes()) {
+            Payload::Chunk(info) => info,
+            other => panic!("not a chunk: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn vllm_role_chunk_is_not_a_token() {
+        let info = chunk(
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"prompt_token_ids":null}"#,
+        );
+        assert!(!info.content && !info.reasoning);
+        assert_eq!(info.finish_reason, None);
+    }
+
+    #[test]
+    fn content_text_and_reasoning() {
+        assert!(chunk(r#"{"choices":[{"delta":{"content":"The"}}]}"#).content);
+        assert!(chunk(r#"{"choices":[{"index":0,"text":" a","logprobs":null}]}"#).content);
+        assert!(!chunk(r#"{"choices":[{"text":""}]}"#).content);
+        let r = chunk(r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#);
+        assert!(r.reasoning && !r.content);
+        assert!(chunk(r#"{"choices":[{"delta":{"reasoning":"hm","content":null}}]}"#).reasoning);
+        assert!(chunk(r#"{"choices":[{"delta":{"content":"\"\u00e9\n"}}]}"#).content);
+    }
+
+    #[test]
+    fn finish_reason_and_usage() {
+        let info = chunk(
+            r#"{"choices":[{"index":0,"delta":{"content":" end"},"logprobs":null,"finish_reason":"length","stop_reason":null}]}"#,
+        );
+        assert_eq!(info.finish_reason.as_deref(), Some("length"));
+        let info = chunk(
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"total_tokens":15,"completion_tokens":3}}"#,
+        );
+        assert_eq!(
+            info.usage,
+            Some(Usage {
+                prompt_tokens: Some(12),
+                completion_tokens: Some(3)
+            })
+        );
+        assert!(chunk(r#"{"choices":null,"usage":null}"#).usage.is_none());
+    }
+
+    #[test]
+    fn in_band_errors() {
+        let vllm = r#"{"error": {"message": "Internal server error", "type": "InternalServerError", "param": null, "code": 500}}"#;
+        assert_eq!(
+            parse(vllm.as_bytes()),
+            Payload::Error("Internal server error".to_owned())
+        );
+        let tgi = r#"{"error":"Input validation error","error_type":"validation"}"#;
+        assert_eq!(
+            parse(tgi.as_bytes()),
+            Payload::Error("Input validation error".to_owned())
+        );
+        let old = r#"{"object":"error","message":"boom","type":"x","code":400}"#;
+        assert_eq!(parse(old.as_bytes()), Payload::Error("boom".to_owned()));
+    }
+
+    #[test]
+    fn garbage_is_invalid_not_a_panic() {
+        for data in ["", "{", "[1,2]", "null", "{\"choices\":7}", "{\"choices\":[{\"delta\":{\"content\":5}}]}"] {
+            assert!(
+                matches!(parse(data.as_bytes()), Payload::Invalid(_)),
+                "{data:?}"
+            );
+        }
+        assert_eq!(parse(b" [DONE] "), Payload::Done);
+    }
+
+    #[test]
+    fn only_the_first_choice_counts() {
+        let info = chunk(r#"{"choices":[{"delta":{"content":""}},{"delta":{"content":"x"}}]}"#);
+        assert!(!info.content);
+    }
+}

@@ -1,0 +1,415 @@
+//! Running scenarios: workers, arrivals, the collector, early stops.
+//!
+//! A scenario runs `min(concurrency, requests)` worker tasks. Workers take
+//! the next request index from a shared atomic counter (the only thing they
+//! share), wait for its arrival time in open loop, send it, and hand the
+//! finished record to the collector over a channel: one message per
+//! request, nothing per token. Each worker keeps its own inter-token
+//! histogram and returns it when it ends, so the per-chunk path takes no
+//! lock. The collector (the scenario's own task) aggregates, writes the
+//! record to the sink, and stops the scenario after K consecutive failures.
+//! Every loop is bounded by the request count; every wait by a timeout or
+//! the cancellation token.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use spark_results::{
+    Arrival, FailureClass, RequestRecord, RunResults, ScenarioAggregate, ScenarioResult,
+    SCHEMA_VERSION,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{BodyParams, Engine};
+use crate::histogram::LogHistogram;
+use crate::prompt::{self, PromptShape};
+use crate::request::{self, RequestSpec};
+use crate::scenario::Scenario;
+use crate::sink::RecordSink;
+
+/// How scenarios are run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop a scenario after this many consecutive failed requests.
+    pub max_consecutive_failures: u32,
+    /// Keep every record in [`ScenarioResult::requests`] (memory grows with
+    /// the requests; the sink gets them either way).
+    pub keep_records: bool,
+    /// Seed of the Poisson arrivals.
+    pub seed: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            max_consecutive_failures: 10,
+            keep_records: true,
+            seed: 0,
+        }
+    }
+}
+
+/// Runs `scenarios` in order against `engine`. Stops early, keeping what was
+/// measured, on cancellation or when a scenario stopped because the engine
+/// kept failing.
+pub async fn run(
+    engine: &Engine,
+    scenarios: &[Scenario],
+    sink: &mut dyn RecordSink,
+    options: &RunOptions,
+    cancel: &CancellationToken,
+) -> RunResults {
+    let started_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut results = Vec::with_capacity(scenarios.len());
+    let mut stopped = None;
+    for scenario in scenarios {
+        if cancel.is_cancelled() {
+            stopped = Some("cancelled".to_owned());
+            break;
+        }
+        tracing::info!(scenario = %scenario.name, "running");
+        let result = run_scenario(engine, scenario, sink, options, cancel).await;
+        let why = result.stopped.clone();
+        results.push(result);
+        if let Some(why) = why {
+            stopped = Some(format!("scenario {} stopped: {why}", scenario.name));
+            break;
+        }
+    }
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        tool: format!("spark-perf {}", env!("CARGO_PKG_VERSION")),
+        started_unix_ms,
+        engine: engine.info(),
+        scenarios: results,
+        stopped,
+    }
+}
+
+/// Runs one scenario. Calibrates its prompt, clamps it to the context
+/// length, sends its requests and returns its records and aggregates.
+pub async fn run_scenario(
+    engine: &Engine,
+    scenario: &Scenario,
+    sink: &mut dyn RecordSink,
+    options: &RunOptions,
+    cancel: &CancellationToken,
+) -> ScenarioResult {
+    let mut config = scenario.config.clone();
+    let mut notes = Vec::new();
+    if let Some(max_len) = engine.info().max_model_len {
+        if config.max_tokens >= max_len {
+            let clamped = max_len.saturating_sub(1).max(1);
+            notes.push(format!(
+                "max_tokens {} clamped to {clamped}: the engine's max_model_len is {max_len}",
+                config.max_tokens
+            ));
+            config.max_tokens = clamped;
+        }
+        let room = max_len - config.max_tokens;
+        if config.input_tokens > room {
+            notes.push(format!(
+                "input of {} tokens clamped to {room}: max_model_len {max_len} − max_tokens {}",
+                config.input_tokens, config.max_tokens
+            ));
+            config.input_tokens = room;
+            config.shared_prefix_tokens = config.shared_prefix_tokens.min(room);
+        }
+    }
+    let calibrated = engine
+        .calibrated(config.endpoint, config.input_tokens, config.shared_prefix_tokens)
+        .await;
+    tracing::debug!(scenario = %scenario.name, tokens = calibrated.tokens, shape = ?calibrated.shape, "calibrated prompt");
+    if let Some(note) = &calibrated.note {
+        notes.push(note.clone());
+    }
+    let honoured = engine.info().ignore_eos_honoured;
+    if config.exact_output && honoured == Some(false) {
+        notes.push("exact output lengths asked for, but the engine does not honour ignore_eos/min_tokens: short outputs are flagged".to_owned());
+    }
+
+    let stop = cancel.child_token();
+    let start = Instant::now();
+    let schedule = arrival_schedule(&config.arrival, config.requests, options.seed);
+    let shared = Arc::new(WorkerShared {
+        engine: engine.clone(),
+        scenario: scenario.name.clone(),
+        shape: calibrated.shape.clone(),
+        requested_input_tokens: config.input_tokens,
+        params: BodyParams {
+            max_tokens: config.max_tokens,
+            temperature: config.temperature,
+            stream: true,
+            exact_output: config.exact_output,
+        },
+        endpoint: config.endpoint,
+        n_requests: config.requests,
+        next_idx: AtomicU32::new(0),
+        schedule,
+        start,
+        stop: stop.clone(),
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
+    let n_workers = config.concurrency.min(config.requests).max(1);
+    let mut workers = Vec::with_capacity(n_workers as usize);
+    for _ in 0..n_workers {
+        let shared = shared.clone();
+        let tx = tx.clone();
+        workers.push(tokio::spawn(worker(shared, tx)));
+    }
+    drop(tx);
+
+    let mut collector = Collector::default();
+    let mut records = Vec::new();
+    let mut consecutive_failures = 0u32;
+    let mut stopped = None;
+    let mut sink_error_reported = false;
+    // Ends when every worker has ended (each is bounded by the request count).
+    while let Some(record) = rx.recv().await {
+        collector.add(&record);
+        match &record.failure {
+            None => consecutive_failures = 0,
+            Some(f) if f.class == FailureClass::Cancelled => {}
+            Some(f) => {
+                consecutive_failures += 1;
+                if consecutive_failures >= options.max_consecutive_failures && stopped.is_none() {
+                    let why = format!(
+                        "{consecutive_failures} consecutive failures, the engine looks gone; last: {}: {}",
+                        f.class.as_str(),
+                        f.message
+                    );
+                    tracing::warn!(scenario = %scenario.name, "{why}");
+                    stopped = Some(why);
+                    stop.cancel();
+                }
+            }
+        }
+        if !scenario.discard {
+            if let Err(err) = sink.write(&record) {
+                if !sink_error_reported {
+                    sink_error_reported = true;
+                    tracing::error!("cannot write a request record: {err}");
+                    notes.push(format!("records could not be written as they were measured: {err}"));
+                }
+            }
+        }
+        if options.keep_records {
+            records.push(record);
+        }
+    }
+    let mut itl = LogHistogram::default();
+    for handle in workers {
+        match handle.await {
+            Ok(worker_itl) => itl.merge(&worker_itl),
+            Err(err) => notes.push(format!("a worker ended abnormally: {err}")),
+        }
+    }
+    if stopped.is_none() && cancel.is_cancelled() {
+        stopped = Some("cancelled".to_owned());
+    }
+    ScenarioResult {
+        name: scenario.name.clone(),
+        config,
+        discarded: scenario.discard,
+        notes,
+        stopped,
+        aggregate: collector.finish(&itl),
+        requests: records,
+    }
+}
+
+/// What every worker of a scenario reads.
+#[derive(Debug)]
+struct WorkerShared {
+    engine: Engine,
+    scenario: String,
+    shape: PromptShape,
+    requested_input_tokens: u32,
+    params: BodyParams,
+    endpoint: spark_results::Endpoint,
+    n_requests: u32,
+    next_idx: AtomicU32,
+    /// Open loop: when each request is due, from `start`.
+    schedule: Option<Vec<Duration>>,
+    start: Instant,
+    stop: CancellationToken,
+}
+
+/// Sends requests until there are none left or the scenario stops; returns
+/// its inter-token histogram.
+async fn worker(shared: Arc<WorkerShared>, tx: mpsc::UnboundedSender<RequestRecord>) -> LogHistogram {
+    let mut itl = LogHistogram::default();
+    loop {
+        if shared.stop.is_cancelled() {
+            break;
+        }
+        let request_idx = shared.next_idx.fetch_add(1, Ordering::Relaxed);
+        if request_idx >= shared.n_requests {
+            break;
+        }
+        let due = shared.schedule.as_ref().and_then(|s| s.get(request_idx as usize)).copied();
+        if let Some(due) = due {
+            tokio::select! {
+                () = tokio::time::sleep_until((shared.start + due).into()) => {}
+                () = shared.stop.cancelled() => break,
+            }
+        }
+        let id = shared.engine.next_request_id();
+        let text = prompt::render(&shared.shape, id);
+        let body = shared.engine.body(shared.endpoint, &text, &shared.params);
+        let spec = RequestSpec {
+            scenario: shared.scenario.clone(),
+            request_idx,
+            request_id: format!("spark-{id:012}"),
+            url_endpoint: shared.endpoint,
+            body,
+            requested_input_tokens: shared.requested_input_tokens,
+            max_tokens: shared.params.max_tokens,
+            exact_output: shared.params.exact_output,
+            scheduled_ms: due.map(|d| d.as_secs_f64() * 1e3),
+        };
+        let record = request::execute(&shared.engine, spec, shared.start, &mut itl, &shared.stop).await;
+        if tx.send(record).is_err() {
+            break;
+        }
+    }
+    itl
+}
+
+/// Poisson arrival times (exponential gaps), or `None` for a closed loop.
+fn arrival_schedule(arrival: &Arrival, n_requests: u32, seed: u64) -> Option<Vec<Duration>> {
+    let Arrival::Poisson { rate_rps } = *arrival else {
+        return None;
+    };
+    let mut state = seed ^ 0x5eed_5eed_5eed_5eed;
+    let mut at = 0.0f64;
+    let mut times = Vec::with_capacity(n_requests as usize);
+    for _ in 0..n_requests {
+        times.push(Duration::from_secs_f64(at));
+        // Uniform in (0, 1] from splitmix64, then an exponential gap.
+        let u = ((splitmix64(&mut state) >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        at += -u.ln() / rate_rps;
+    }
+    Some(times)
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Streaming aggregates of a scenario (memory independent of the requests).
+#[derive(Debug, Default)]
+struct Collector {
+    n_requests: u32,
+    n_ok: u32,
+    failures_by_class: std::collections::BTreeMap<String, u32>,
+    n_short: u32,
+    n_estimated: u32,
+    first_start_ms: Option<f64>,
+    last_end_ms: Option<f64>,
+    input_tokens: u64,
+    output_tokens: u64,
+    ttft: LogHistogram,
+    tpot: LogHistogram,
+    e2e: LogHistogram,
+    prompt_rate: LogHistogram,
+    decode_rate: LogHistogram,
+    output_rate: LogHistogram,
+}
+
+/// ms → ns for the histograms.
+fn ns(ms: f64) -> u64 {
+    (ms * 1e6).round().max(0.0) as u64
+}
+
+/// tok/s → milli-tok/s for the histograms.
+fn milli(rate: f64) -> u64 {
+    (rate * 1e3).round().max(0.0) as u64
+}
+
+impl Collector {
+    fn add(&mut self, r: &RequestRecord) {
+        self.n_requests += 1;
+        let end_ms = r.start_ms + r.e2e_ms;
+        self.first_start_ms = Some(self.first_start_ms.map_or(r.start_ms, |s| s.min(r.start_ms)));
+        self.last_end_ms = Some(self.last_end_ms.map_or(end_ms, |e| e.max(end_ms)));
+        if let Some(f) = &r.failure {
+            *self.failures_by_class.entry(f.class.as_str().to_owned()).or_default() += 1;
+            return;
+        }
+        self.n_ok += 1;
+        self.n_short += u32::from(r.short_output);
+        self.n_estimated += u32::from(r.output_tokens_estimated);
+        self.input_tokens += u64::from(r.input_tokens.unwrap_or(0));
+        self.output_tokens += u64::from(r.output_tokens.unwrap_or(0));
+        if let Some(v) = r.ttft_ms {
+            self.ttft.record(ns(v));
+        }
+        if let Some(v) = r.tpot_ms {
+            self.tpot.record(ns(v));
+        }
+        self.e2e.record(ns(r.e2e_ms));
+        if let Some(v) = r.prompt_tok_s {
+            self.prompt_rate.record(milli(v));
+        }
+        if let Some(v) = r.decode_tok_s {
+            self.decode_rate.record(milli(v));
+        }
+        if let Some(v) = r.output_tok_s {
+            self.output_rate.record(milli(v));
+        }
+    }
+
+    fn finish(self, itl: &LogHistogram) -> ScenarioAggregate {
+        let duration_s = match (self.first_start_ms, self.last_end_ms) {
+            (Some(s), Some(e)) => ((e - s) / 1e3).max(0.0),
+            _ => 0.0,
+        };
+        let per_s = |x: f64| if duration_s > 0.0 { x / duration_s } else { 0.0 };
+        ScenarioAggregate {
+            n_requests: self.n_requests,
+            n_ok: self.n_ok,
+            n_failed: self.n_requests - self.n_ok,
+            failures_by_class: self.failures_by_class,
+            n_short_outputs: self.n_short,
+            n_estimated_output_tokens: self.n_estimated,
+            duration_s,
+            input_tokens_total: self.input_tokens,
+            output_tokens_total: self.output_tokens,
+            request_throughput_rps: per_s(f64::from(self.n_ok)),
+            input_throughput_tok_s: per_s(self.input_tokens as f64),
+            output_throughput_tok_s: per_s(self.output_tokens as f64),
+            ttft_ms: self.ttft.distribution(1e6),
+            tpot_ms: self.tpot.distribution(1e6),
+            itl_ms: itl.distribution(1e6),
+            e2e_ms: self.e2e.distribution(1e6),
+            prompt_tok_s: self.prompt_rate.distribution(1e3),
+            decode_tok_s: self.decode_rate.distribution(1e3),
+            output_tok_s: self.output_rate.distribution(1e3),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poisson_schedule_has_the_asked_rate() {
+        let times = arrival_schedule(&Arrival::Poisson { rate_rps: 50.0 }, 20_000, 7).expect("open loop");
+        let span = times.last().expect("times").as_secs_f64();
+        let rate = (times.len() - 1) as f64 / span;
+        assert!((rate - 50.0).abs() < 2.0, "rate {rate}");
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        assert!(arrival_schedule(&Arrival::Closed, 10, 0).is_none());
+    }
+}

@@ -1,0 +1,70 @@
+//! Where request records go as they are measured.
+//!
+//! A record is handed to the sink the moment its request ends, so a crash
+//! of the tool loses at most the requests in flight. The JSON Lines sink
+//! flushes every line for that reason (a write per request, not per token).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use spark_results::RequestRecord;
+
+use crate::LoadError;
+
+/// Receives every request record, in the order requests end.
+pub trait RecordSink: Send {
+    /// Stores one record. An error is reported once and the run goes on.
+    fn write(&mut self, record: &RequestRecord) -> std::io::Result<()>;
+}
+
+/// Discards records (when only aggregates are wanted).
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl RecordSink for NullSink {
+    fn write(&mut self, _record: &RequestRecord) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl RecordSink for Vec<RequestRecord> {
+    fn write(&mut self, record: &RequestRecord) -> std::io::Result<()> {
+        self.push(record.clone());
+        Ok(())
+    }
+}
+
+/// Appends one JSON object per line to a file, flushed after each line.
+#[derive(Debug)]
+pub struct JsonlSink {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl JsonlSink {
+    /// Creates (or truncates) `path`.
+    pub fn create(path: &Path) -> Result<JsonlSink, LoadError> {
+        let file = File::create(path).map_err(|err| LoadError::CreateRecords {
+            path: path.to_owned(),
+            err,
+        })?;
+        Ok(JsonlSink {
+            path: path.to_owned(),
+            out: BufWriter::new(file),
+        })
+    }
+
+    /// The file written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl RecordSink for JsonlSink {
+    fn write(&mut self, record: &RequestRecord) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+}
