@@ -10,8 +10,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::statistics::{Data, OrderStatistics, Statistics};
 
 /// What the reports say about how percentiles are computed.
-pub const PERCENTILE_DEFINITION: &str =
-    "percentiles: Hyndman-Fan type 8 (median-unbiased) quantile estimator";
+pub const PERCENTILE_DEFINITION: &str = "statistics over iterations: Hyndman-Fan type 8 (median-unbiased) quantiles, sample standard deviation";
 
 /// A summary of a sample: count, moments, extremes and percentiles.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -17,6 +17,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod suite;
+
+pub use suite::{
+    EngineOutcome, EngineRun, Provenance, SUITE_SCHEMA_VERSION, StartupCost, SuiteResults,
+};
+
 /// Version of the JSON shape of [`RunResults`] and [`RequestRecord`].
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -1,0 +1,98 @@
+//! The Markdown report, for wikis and CI job summaries: the same tables and
+//! notes as the text report, as GitHub-flavoured Markdown.
+
+use std::fmt::Write as _;
+
+use spark_results::{EngineOutcome, SuiteResults};
+
+use crate::compare_table::tables;
+use crate::render::text::TROPHY;
+use crate::render::{METRIC_DEFINITIONS, flags, format_unix_ms};
+
+/// Renders the whole report as Markdown.
+pub fn render(suite: &SuiteResults) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# spark-perf model comparison\n");
+    let _ = writeln!(
+        out,
+        "{} · {} · started {}\n",
+        suite.tool,
+        escape(&suite.source),
+        format_unix_ms(suite.started_unix_ms)
+    );
+    if !suite.complete {
+        let reason = suite.stopped.as_deref().unwrap_or("stopped early");
+        let _ = writeln!(out, "> **Incomplete run:** {}\n", escape(reason));
+    }
+    for table in tables(suite) {
+        let _ = writeln!(out, "## {}\n", escape(&table.title));
+        let mut head = String::from("| metric |");
+        let mut rule = String::from("| --- |");
+        for column in &table.columns {
+            let _ = write!(head, " {} |", escape(column));
+            rule.push_str(" ---: |");
+        }
+        let _ = writeln!(out, "{head}\n{rule}");
+        for row in &table.rows {
+            let winners = row.winners();
+            let _ = write!(out, "| {} ({}) |", row.metric, row.unit);
+            for (idx, cell) in row.cells.iter().enumerate() {
+                match cell {
+                    Some(value) if winners.contains(&idx) => {
+                        let _ = write!(out, " **{}** {TROPHY} |", row.format.apply(*value));
+                    }
+                    Some(value) => {
+                        let _ = write!(out, " {} |", row.format.apply(*value));
+                    }
+                    None => out.push_str(" N/A |"),
+                }
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    let failed: Vec<_> = suite.engines.iter().filter(|e| !e.is_ok()).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "## Engines without full results\n");
+        for engine in failed {
+            let reason = match &engine.outcome {
+                EngineOutcome::Ok => continue,
+                EngineOutcome::Failed { phase, reason } => format!("failed in {phase}: {reason}"),
+                EngineOutcome::Interrupted => "interrupted".to_owned(),
+            };
+            let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+            let _ = writeln!(
+                out,
+                "- **{}**: {}",
+                escape(&engine.service),
+                escape(&reason)
+            );
+        }
+        out.push('\n');
+    }
+    let flagged = flags(suite);
+    if !flagged.is_empty() {
+        let _ = writeln!(out, "## What could not be guaranteed\n");
+        for flag in flagged {
+            let _ = writeln!(out, "- {}", escape(&flag));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "## Metric definitions\n");
+    for definition in METRIC_DEFINITIONS {
+        let _ = writeln!(out, "- {definition}");
+    }
+    out
+}
+
+/// Escapes the characters that would break a table cell or start markup.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '|' | '*' | '_' | '`' | '<' | '>' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(ch);
+    }
+    escaped
+}

@@ -1,0 +1,124 @@
+//! The renderers, one per format, all drawing from the same
+//! [`SuiteResults`] through the comparison model of `compare_table`.
+
+pub mod markdown;
+pub mod text;
+
+use spark_results::SuiteResults;
+
+use crate::stats::PERCENTILE_DEFINITION as PERCENTILE_DEFINITION_OVER_ITERATIONS;
+
+/// The metric definitions every report states (docs/METRICS.md has the long
+/// form).
+pub const METRIC_DEFINITIONS: &[&str] = &[
+    "TTFT: from sending the request to the first chunk carrying non-empty content or reasoning",
+    "ITL: gap between two successive token-carrying chunks",
+    "TPOT: (E2E - TTFT) / (output tokens - 1), per request",
+    "E2E: from sending the request to the end of the response",
+    "decode tok/s: (output tokens - 1) / (E2E - TTFT); prompt tok/s: input tokens / TTFT",
+    "output throughput and req/s: successful output tokens and requests over the scenario's wall time",
+    "token counts: the engine's usage; counted chunks when it sent none (flagged)",
+    "time to healthy: from creating the container to the first 200 from its health path",
+    "percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %)",
+    PERCENTILE_DEFINITION_OVER_ITERATIONS,
+];
+
+/// The JSON report: the results themselves, pretty-printed.
+pub fn json(suite: &SuiteResults) -> String {
+    serde_json::to_string_pretty(suite).unwrap_or_else(|err| {
+        // The types serialize infallibly (no maps with non-string keys);
+        // this stays a message rather than a panic all the same.
+        format!("{{\"error\": \"cannot serialize results: {err}\"}}")
+    })
+}
+
+/// What could not be guaranteed: estimated token counts, short outputs,
+/// clamped contexts and every note the load engine left, per engine.
+pub fn flags(suite: &SuiteResults) -> Vec<String> {
+    let mut flags = Vec::new();
+    for engine in &suite.engines {
+        let Some(results) = &engine.results else {
+            continue;
+        };
+        for note in &results.engine.notes {
+            flags.push(format!("{}: {note}", engine.service));
+        }
+        for scenario in results.scenarios.iter().filter(|s| !s.discarded) {
+            let aggregate = &scenario.aggregate;
+            if aggregate.n_estimated_output_tokens > 0 {
+                flags.push(format!(
+                    "{} / {}: output tokens of {} requests were counted from chunks, not the engine's usage",
+                    engine.service, scenario.name, aggregate.n_estimated_output_tokens
+                ));
+            }
+            if aggregate.n_short_outputs > 0 {
+                flags.push(format!(
+                    "{} / {}: {} requests returned fewer tokens than asked",
+                    engine.service, scenario.name, aggregate.n_short_outputs
+                ));
+            }
+            for note in &scenario.notes {
+                flags.push(format!("{} / {}: {note}", engine.service, scenario.name));
+            }
+            if let Some(stopped) = &scenario.stopped {
+                flags.push(format!(
+                    "{} / {}: stopped early: {stopped}",
+                    engine.service, scenario.name
+                ));
+            }
+        }
+    }
+    flags
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_unix_ms(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DDTHH-MM-SS`, for file names.
+pub fn file_timestamp(unix_ms: u64) -> String {
+    let text = format_unix_ms(unix_ms);
+    text.trim_end_matches(" UTC")
+        .replacen(' ', "T", 1)
+        .replace(':', "-")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`), so no date crate is needed for one line of output.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_format_in_utc() {
+        assert_eq!(format_unix_ms(0), "1970-01-01 00:00:00 UTC");
+        // 2026-11-23 13:43:28 UTC.
+        assert_eq!(format_unix_ms(1_795_441_408_000), "2026-11-23 13:43:28 UTC");
+        assert_eq!(file_timestamp(1_795_441_408_000), "2026-11-23T13-43-28");
+        // A leap day.
+        assert_eq!(format_unix_ms(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}
