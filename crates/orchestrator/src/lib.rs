@@ -2,5 +2,40 @@
 //! does, and starts, health-gates and stops its inference services one at a
 //! time through the Docker Engine API (bollard).
 //!
+//! ```no_run
+//! # async fn example() -> Result<(), spark_orchestrator::OrchestratorError> {
+//! use spark_orchestrator::{ComposeProject, Docker, HealthOptions, LoadOptions, StartOptions};
+//! let project = ComposeProject::load(&LoadOptions::with_process_env(vec!["compose/sim.yml".into()]))?;
+//! let docker = Docker::connect().await?;
+//! for service in project.select(&[], &[])? {
+//!     docker.stop_inference_containers(&project, &service).await?;
+//!     let mut running = docker.start(&project, &service, StartOptions::default()).await?;
+//!     let cost = running.wait_healthy(&HealthOptions::default()).await?;
+//!     // ... benchmark service.base_url ...
+//!     let provenance = running.stop().await?;
+//! #   let _ = (cost, provenance);
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! Architecture Invariant: the orchestrator knows no OpenAI protocol; a plain
 //! HTTP GET on a service's health path is all it ever sends to an engine.
+//!
+//! Architecture Invariant: a [`Docker`] handle runs at most one inference
+//! container at any moment; [`Docker::start`] refuses a second one.
+
+pub mod compose;
+mod docker;
+mod error;
+mod hash;
+mod health;
+mod redact;
+
+pub use compose::{
+    Checked, ComposeProject, Diagnostic, Flavor, InferenceService, LoadOptions, Service, Severity,
+};
+pub use docker::{
+    COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions, StoppedContainer,
+};
+pub use error::OrchestratorError;
+pub use health::{HealthOptions, StartupCost};

@@ -1,0 +1,462 @@
+//! Which services are inference engines, and how to reach them: the engine
+//! flavor (from the command, then the image), the host port (from `ports:`,
+//! or `--port` under `network_mode: host`), the served model name and the
+//! health path. An `x-spark-perf:` mapping on a service overrides any of them
+//! and can exclude the service (`inference: false`).
+
+use std::fmt;
+
+use serde_yaml::Value;
+
+use super::locate::ypath;
+use super::scalar_text;
+use super::service::{EXTENSION_KEYS, Problems, Service};
+use super::units::split_shell_words;
+
+/// The inference engine a service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    Vllm,
+    TensorRtLlm,
+    Sglang,
+    LlamaCpp,
+    Ollama,
+    /// Marked as an engine with `x-spark-perf: {inference: true}`, kind unknown.
+    Other,
+}
+
+impl Flavor {
+    /// All flavors, in the order they are documented.
+    pub const ALL: [Flavor; 6] = [
+        Flavor::Vllm,
+        Flavor::TensorRtLlm,
+        Flavor::Sglang,
+        Flavor::LlamaCpp,
+        Flavor::Ollama,
+        Flavor::Other,
+    ];
+
+    /// The identifier used in `x-spark-perf.flavor` and in reports.
+    pub fn id(self) -> &'static str {
+        match self {
+            Flavor::Vllm => "vllm",
+            Flavor::TensorRtLlm => "trtllm",
+            Flavor::Sglang => "sglang",
+            Flavor::LlamaCpp => "llamacpp",
+            Flavor::Ollama => "ollama",
+            Flavor::Other => "other",
+        }
+    }
+
+    /// The flavor with identifier `id`.
+    pub fn from_id(id: &str) -> Option<Flavor> {
+        Flavor::ALL.into_iter().find(|f| f.id() == id)
+    }
+
+    /// The path that answers 200 once the engine is ready.
+    pub fn health_path(self) -> &'static str {
+        match self {
+            Flavor::Ollama => "/api/version",
+            _ => "/health",
+        }
+    }
+
+    /// The port the engine listens on when its command does not say.
+    fn default_port(self) -> u16 {
+        match self {
+            Flavor::Sglang => 30000,
+            Flavor::LlamaCpp => 8080,
+            Flavor::Ollama => 11434,
+            Flavor::Vllm | Flavor::TensorRtLlm | Flavor::Other => 8000,
+        }
+    }
+
+    /// Engines that need a GPU to run at all.
+    fn needs_gpu(self) -> bool {
+        matches!(self, Flavor::Vllm | Flavor::TensorRtLlm | Flavor::Sglang)
+    }
+}
+
+impl fmt::Display for Flavor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flavor::Vllm => "vLLM",
+            Flavor::TensorRtLlm => "TensorRT-LLM",
+            Flavor::Sglang => "SGLang",
+            Flavor::LlamaCpp => "llama.cpp",
+            Flavor::Ollama => "Ollama",
+            Flavor::Other => "other",
+        })
+    }
+}
+
+/// A service that runs an inference engine, and how to reach it from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InferenceService {
+    /// The service's key under `services:`.
+    pub name: String,
+    pub image: String,
+    /// The container's name (`container_name:` or `<project>-<service>-1`).
+    pub container_name: String,
+    pub flavor: Flavor,
+    /// The port on the host where the engine answers.
+    pub host_port: u16,
+    /// The engine's root URL as seen from the host, e.g. `http://127.0.0.1:8000`
+    /// (no trailing slash, no API prefix).
+    pub base_url: String,
+    /// The path that answers 200 once the engine is ready, e.g. `/health`.
+    pub health_path: String,
+    /// The model name the engine serves, when the command says it.
+    pub served_model: Option<String>,
+    /// Whether the active profiles enable the service.
+    pub enabled: bool,
+}
+
+impl InferenceService {
+    /// `base_url` + `health_path`.
+    pub fn health_url(&self) -> String {
+        format!("{}{}", self.base_url, self.health_path)
+    }
+}
+
+/// The words of entrypoint + command, with `sh -c "..."` strings split too.
+fn command_words(service: &Service) -> Vec<String> {
+    let mut words: Vec<String> = service
+        .entrypoint
+        .iter()
+        .chain(service.command.iter())
+        .flatten()
+        .cloned()
+        .collect();
+    let nested: Vec<String> = words
+        .iter()
+        .filter(|w| w.contains(char::is_whitespace))
+        .filter_map(|w| split_shell_words(w))
+        .flatten()
+        .collect();
+    words.extend(nested);
+    words
+}
+
+/// The value of `--flag VALUE` or `--flag=VALUE`.
+fn flag_value(words: &[String], flags: &[&str]) -> Option<String> {
+    for (idx, word) in words.iter().enumerate() {
+        for flag in flags {
+            if word == flag {
+                if let Some(value) = words.get(idx + 1).filter(|v| !v.starts_with('-')) {
+                    return Some(value.clone());
+                }
+            } else if let Some(value) = word.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                return Some(value.to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// The first positional word after `serve` (`vllm serve MODEL`).
+fn positional_after_serve(words: &[String]) -> Option<String> {
+    let serve = words.iter().position(|w| w == "serve")?;
+    words
+        .get(serve + 1)
+        .filter(|w| !w.starts_with('-'))
+        .cloned()
+}
+
+fn flavor_from_command(words: &[String]) -> Option<Flavor> {
+    let followed_by_serve = |name: &str| {
+        words
+            .windows(2)
+            .any(|w| w[0].rsplit('/').next() == Some(name) && w[1] == "serve")
+    };
+    let any = |pred: &dyn Fn(&str) -> bool| words.iter().any(|w| pred(w));
+    if followed_by_serve("vllm") || any(&|w| w.contains("vllm.entrypoints")) {
+        Some(Flavor::Vllm)
+    } else if any(&|w| w.rsplit('/').next() == Some("trtllm-serve")) {
+        Some(Flavor::TensorRtLlm)
+    } else if any(&|w| w.contains("sglang.launch_server")) || followed_by_serve("sglang") {
+        Some(Flavor::Sglang)
+    } else if any(&|w| w.rsplit('/').next() == Some("llama-server")) {
+        Some(Flavor::LlamaCpp)
+    } else if followed_by_serve("ollama") {
+        Some(Flavor::Ollama)
+    } else {
+        None
+    }
+}
+
+/// Whether the image is spark-sim, the simulated engine.
+fn is_sim_image(image: &str) -> bool {
+    image_repository(image).rsplit('/').next() == Some("spark-sim")
+}
+
+/// The repository part of an image reference (no tag, no digest), lower case.
+fn image_repository(image: &str) -> String {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last_slash = without_digest.rfind('/').map_or(0, |p| p + 1);
+    let repository = match without_digest[last_slash..].rfind(':') {
+        Some(colon) => &without_digest[..last_slash + colon],
+        None => without_digest,
+    };
+    repository.to_ascii_lowercase()
+}
+
+fn flavor_from_image(image: &str) -> Option<Flavor> {
+    let repo = image_repository(image);
+    if repo.contains("vllm") {
+        Some(Flavor::Vllm)
+    } else if repo.contains("tensorrt-llm")
+        || repo.contains("tensorrt_llm")
+        || repo.contains("trtllm")
+    {
+        Some(Flavor::TensorRtLlm)
+    } else if repo.contains("sglang") {
+        Some(Flavor::Sglang)
+    } else if repo.contains("llama.cpp") || repo.contains("llama-cpp") || repo.contains("llamacpp")
+    {
+        Some(Flavor::LlamaCpp)
+    } else if repo.contains("ollama") {
+        Some(Flavor::Ollama)
+    } else {
+        None
+    }
+}
+
+/// Decides whether `service` is an inference engine and how to reach it.
+pub(super) fn discover(
+    service: &Service,
+    extension: Option<&Value>,
+    p: &mut Problems<'_>,
+) -> Option<InferenceService> {
+    let empty = serde_yaml::Mapping::new();
+    let ext = match extension {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Mapping(m)) => m,
+        Some(_) => {
+            p.error(ypath!["x-spark-perf"], "`x-spark-perf` must be a mapping");
+            &empty
+        }
+    };
+    p.unknown_keys(ext, EXTENSION_KEYS, &ypath!["x-spark-perf"], "x-spark-perf");
+    let ext_text = |key: &str| ext.get(key).and_then(scalar_text);
+    let forced = match ext.get("inference") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            p.error(
+                ypath!["x-spark-perf", "inference"],
+                "`inference` must be true or false",
+            );
+            None
+        }
+    };
+    if forced == Some(false) {
+        return None;
+    }
+
+    let words = command_words(service);
+    let sim = is_sim_image(&service.image);
+    let ext_flavor = match ext_text("flavor") {
+        None => None,
+        Some(id) => match Flavor::from_id(&id) {
+            Some(f) => Some(f),
+            None => {
+                let ids: Vec<&str> = Flavor::ALL.iter().map(|f| f.id()).collect();
+                p.error(
+                    ypath!["x-spark-perf", "flavor"],
+                    format!("unknown flavor `{id}`"),
+                )
+                .hint = Some(format!("use one of {}", ids.join(", ")));
+                None
+            }
+        },
+    };
+    let detected = if sim {
+        // spark-sim imitates the flavor its `--flavor` names (vLLM by default).
+        Some(
+            flag_value(&words, &["--flavor"])
+                .and_then(|f| Flavor::from_id(&f))
+                .unwrap_or(Flavor::Vllm),
+        )
+    } else {
+        flavor_from_command(&words).or_else(|| flavor_from_image(&service.image))
+    };
+    let flavor = match (ext_flavor, detected, forced) {
+        (Some(f), _, _) => f,
+        (None, Some(f), _) => f,
+        (None, None, Some(true)) => Flavor::Other,
+        (None, None, _) => return None,
+    };
+
+    if flavor.needs_gpu()
+        && !sim
+        && service.device_requests.is_empty()
+        && service.runtime.as_deref() != Some("nvidia")
+        && !service.devices.iter().any(|d| d.contains("nvidia"))
+    {
+        p.warning(ypath!["image"], format!("{flavor} image without a GPU reservation"))
+            .hint = Some("add deploy.resources.reservations.devices (driver: nvidia, count: all, capabilities: [gpu]) or `gpus: all`".into());
+    }
+
+    let container_port = flag_value(&words, &["--port"])
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(flavor.default_port());
+
+    let mut host_ip: Option<String> = None;
+    let ext_port = match ext.get("port") {
+        None => None,
+        Some(v) => match scalar_text(v)
+            .and_then(|t| t.parse::<u16>().ok())
+            .filter(|p| *p > 0)
+        {
+            Some(port) => Some(port),
+            None => {
+                p.error(
+                    ypath!["x-spark-perf", "port"],
+                    "`port` must be a port number",
+                );
+                return None;
+            }
+        },
+    };
+    let host_port = if let Some(port) = ext_port {
+        Some(port)
+    } else if service.network_mode.as_deref() == Some("host") {
+        Some(container_port)
+    } else {
+        let tcp = || service.ports.iter().filter(|p| p.protocol == "tcp");
+        let matching = tcp().find(|p| p.target == container_port);
+        let published: Vec<_> = tcp().filter(|p| p.published.is_some()).collect();
+        let chosen = match matching {
+            Some(port) if port.published.is_some() => Some(port),
+            _ if published.len() == 1 => published.first().copied(),
+            _ => None,
+        };
+        if let Some(port) = chosen {
+            host_ip = port.host_ip.clone();
+        }
+        chosen.and_then(|p| p.published)
+    };
+    // With an explicit `base_url`, its port is the host port.
+    let host_port = host_port.or_else(|| ext_text("base_url").as_deref().and_then(url_port));
+    let Some(host_port) = host_port else {
+        let published_randomly = service
+            .ports
+            .iter()
+            .any(|p| p.target == container_port && p.published.is_none());
+        let hint = if published_randomly {
+            format!(
+                "port {container_port} has no host port; write \"{container_port}:{container_port}\""
+            )
+        } else {
+            format!(
+                "publish the engine's port (`ports: [\"{container_port}:{container_port}\"]`), use `network_mode: host`, or set `x-spark-perf: {{port: N}}`"
+            )
+        };
+        p.error(
+            ypath!["ports"],
+            format!("inference service ({flavor}) has no port reachable from the host"),
+        )
+        .hint = Some(hint);
+        return None;
+    };
+
+    let base_url = match ext_text("base_url") {
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                p.error(
+                    ypath!["x-spark-perf", "base_url"],
+                    format!("`{url}` is not an http:// URL"),
+                );
+            }
+            url.trim_end_matches('/').to_owned()
+        }
+        None => {
+            let host = match host_ip.as_deref() {
+                None | Some("0.0.0.0" | "") => "127.0.0.1".to_owned(),
+                Some("::") => "[::1]".to_owned(),
+                Some(ip) if ip.contains(':') => format!("[{ip}]"),
+                Some(ip) => ip.to_owned(),
+            };
+            format!("http://{host}:{host_port}")
+        }
+    };
+
+    let health_path = ext_text("health_path").unwrap_or_else(|| flavor.health_path().to_owned());
+    if !health_path.starts_with('/') {
+        p.error(
+            ypath!["x-spark-perf", "health_path"],
+            format!("health path `{health_path}` must start with `/`"),
+        );
+    }
+
+    let served_model = ext_text("model").or_else(|| {
+        let named = flag_value(&words, &["--served-model-name"]);
+        let by_flavor = match flavor {
+            Flavor::LlamaCpp => flag_value(&words, &["--alias", "-a"])
+                .or_else(|| flag_value(&words, &["--model", "-m"])),
+            Flavor::Sglang => flag_value(&words, &["--model-path", "--model"]),
+            Flavor::Vllm | Flavor::TensorRtLlm => {
+                flag_value(&words, &["--model"]).or_else(|| positional_after_serve(&words))
+            }
+            Flavor::Ollama | Flavor::Other => flag_value(&words, &["--model"]),
+        };
+        let sim_default = sim.then(|| "spark-sim/sim-1".to_owned());
+        named.or(by_flavor).or(sim_default)
+    });
+
+    Some(InferenceService {
+        name: service.name.clone(),
+        image: service.image.clone(),
+        container_name: service.container_name.clone(),
+        flavor,
+        host_port,
+        base_url,
+        health_path,
+        served_model,
+        enabled: service.enabled,
+    })
+}
+
+/// The port of an `http://host:port/...` URL (80 or 443 when absent).
+fn url_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let port = authority
+        .rsplit_once(':')
+        .filter(|(_, p)| !p.contains(']'))
+        .map(|(_, p)| p);
+    match port {
+        Some(port) => port.parse().ok(),
+        None if scheme == "https" => Some(443),
+        None => Some(80),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_repositories() {
+        assert_eq!(
+            image_repository("nvcr.io/nvidia/vllm:25.09-py3"),
+            "nvcr.io/nvidia/vllm"
+        );
+        assert_eq!(
+            image_repository("localhost:5000/spark-sim"),
+            "localhost:5000/spark-sim"
+        );
+        assert_eq!(image_repository("x/y@sha256:abc"), "x/y");
+        assert!(is_sim_image("spark-sim:dev"));
+        assert_eq!(
+            flavor_from_image("nvcr.io/nvidia/tensorrt-llm/release:1.2.0"),
+            Some(Flavor::TensorRtLlm)
+        );
+        assert_eq!(
+            flavor_from_image("ghcr.io/ggml-org/llama.cpp:server-cuda"),
+            Some(Flavor::LlamaCpp)
+        );
+        assert_eq!(flavor_from_image("redis:7"), None);
+    }
+}

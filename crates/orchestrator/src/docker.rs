@@ -1,0 +1,1325 @@
+//! The Docker lifecycle through bollard: create a service's container exactly
+//! as compose would (name, labels, network, mounts, GPUs), start it, gate it
+//! on health, stop and remove it.
+//!
+//! Architecture Invariant: a [`Docker`] handle holds at most one
+//! [`RunningService`] at a time; [`Docker::start`] refuses a second one, and
+//! also refuses while another inference container of the project runs on the
+//! daemon. The slot is freed when the running service is stopped or dropped.
+//!
+//! Cleanup runs on every path: [`RunningService::stop`] on success and
+//! failure, and its `Drop` when the future that owned it was cancelled
+//! (Ctrl-C) or a panic unwound. `Drop` cannot `.await`, so it runs the stop on
+//! a fresh thread with its own small runtime and its own daemon connection
+//! (the caller's runtime may be shutting down), and joins it: dropping a
+//! running service blocks for at most the stop grace period plus a few
+//! seconds, and the container is gone when the drop returns.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, DeviceMapping, DeviceRequest, EndpointSettings,
+    HealthConfig, HostConfig, Mount, MountType, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::OrchestratorError;
+use crate::compose::{ComposeProject, InferenceService, MountSpec, Service};
+use crate::health::{
+    self, ContainerState, GateFailure, GateTarget, HealthOptions, ProbeAnswer, StartupCost,
+};
+use crate::redact::Redactor;
+
+/// The compose version written in `com.docker.compose.version`: the labels
+/// follow compose v2's scheme, and this is the release whose behaviour was
+/// checked.
+pub const COMPOSE_VERSION_LABEL: &str = "2.29.7";
+
+const LABEL_PROJECT: &str = "com.docker.compose.project";
+const LABEL_SERVICE: &str = "com.docker.compose.service";
+
+/// The number of log lines kept in a failure.
+const LOG_TAIL_LINES: usize = 50;
+
+/// A connection to the Docker daemon that runs at most one inference
+/// container at a time.
+#[derive(Debug)]
+pub struct Docker {
+    client: bollard::Docker,
+    /// The service whose container this handle runs, if any.
+    active: Arc<Mutex<Option<String>>>,
+}
+
+/// How to start a service.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// Pull the image when it is not present locally (`--pull`).
+    pub pull: bool,
+    /// Leave the stopped container in place instead of removing it (`--keep`).
+    pub keep: bool,
+}
+
+/// A container that [`Docker::stop_inference_containers`] stopped, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoppedContainer {
+    pub container: String,
+    /// Its compose service, when it has one.
+    pub service: Option<String>,
+    /// Why it was in the way.
+    pub reason: String,
+}
+
+/// Where a result came from, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub service: String,
+    pub container: String,
+    /// The image reference as written in the compose file.
+    pub image: String,
+    /// The image ID (`sha256:...`).
+    pub image_id: String,
+    /// The image's repository digests (`repo@sha256:...`); empty for a local build.
+    pub repo_digests: Vec<String>,
+    /// The effective command: entrypoint then command.
+    pub command: Vec<String>,
+    /// The names of the container's environment variables; never values.
+    pub env_names: Vec<String>,
+    /// The `com.docker.compose.config-hash` label.
+    pub config_hash: String,
+}
+
+fn is_not_found(err: &BollardError) -> bool {
+    matches!(
+        err,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn is_conflict(err: &BollardError) -> bool {
+    matches!(
+        err,
+        BollardError::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
+/// The daemon address bollard will use, for error messages.
+fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned())
+}
+
+async fn connect_client() -> Result<bollard::Docker, OrchestratorError> {
+    let host = docker_host();
+    let client = bollard::Docker::connect_with_defaults().map_err(|source| {
+        OrchestratorError::ConnectDocker {
+            host: host.clone(),
+            source,
+        }
+    })?;
+    // Ask the daemon which API version it speaks (Engine 20.10 speaks 1.41).
+    let client =
+        client
+            .negotiate_version()
+            .await
+            .map_err(|source| OrchestratorError::ConnectDocker {
+                host: host.clone(),
+                source,
+            })?;
+    client
+        .ping()
+        .await
+        .map_err(|source| OrchestratorError::ConnectDocker { host, source })?;
+    Ok(client)
+}
+
+impl Docker {
+    /// Connects with Docker's defaults (`DOCKER_HOST`, else the local socket)
+    /// and negotiates the API version.
+    pub async fn connect() -> Result<Docker, OrchestratorError> {
+        Ok(Docker {
+            client: connect_client().await?,
+            active: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// The service this handle is running, if any.
+    pub fn running_service(&self) -> Option<String> {
+        self.active.lock().map(|slot| slot.clone()).unwrap_or(None)
+    }
+
+    async fn running_containers(
+        &self,
+        project: &str,
+        label: Option<String>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, OrchestratorError> {
+        let mut filters: HashMap<String, Vec<String>> = HashMap::new();
+        filters.insert("status".into(), vec!["running".into(), "restarting".into()]);
+        if let Some(label) = label {
+            filters.insert("label".into(), vec![label]);
+        }
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.client
+            .list_containers(Some(options))
+            .await
+            .map_err(|source| OrchestratorError::ListContainers {
+                project: project.to_owned(),
+                source,
+            })
+    }
+
+    /// Stops every running inference container of the project, and any
+    /// running container that publishes the host port `next` needs. Returns
+    /// what it stopped and why, so the caller can say so.
+    pub async fn stop_inference_containers(
+        &self,
+        project: &ComposeProject,
+        next: &InferenceService,
+    ) -> Result<Vec<StoppedContainer>, OrchestratorError> {
+        let mut stopped = Vec::new();
+        let inference: Vec<&str> = project
+            .services()
+            .iter()
+            .filter(|s| s.inference().is_some())
+            .map(Service::name)
+            .collect();
+        let ours = self
+            .running_containers(
+                project.name(),
+                Some(format!("{LABEL_PROJECT}={}", project.name())),
+            )
+            .await?;
+        for container in ours {
+            let labels = container.labels.clone().unwrap_or_default();
+            let Some(service) = labels
+                .get(LABEL_SERVICE)
+                .filter(|s| inference.contains(&s.as_str()))
+            else {
+                continue;
+            };
+            let grace = project
+                .service(service)
+                .map_or(Duration::from_secs(10), Service::stop_grace_period);
+            let name = container_display_name(&container);
+            stop_container(
+                &self.client,
+                container.id.as_deref().unwrap_or(&name),
+                service,
+                grace,
+            )
+            .await?;
+            stopped.push(StoppedContainer {
+                container: name,
+                service: Some(service.clone()),
+                reason: format!("inference service {service} of project {}", project.name()),
+            });
+        }
+        let all = self.running_containers(project.name(), None).await?;
+        for container in all {
+            let holds_port = container
+                .ports
+                .iter()
+                .flatten()
+                .any(|p| p.public_port == Some(next.host_port));
+            let name = container_display_name(&container);
+            if !holds_port || stopped.iter().any(|s| s.container == name) {
+                continue;
+            }
+            let service = container
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_SERVICE))
+                .cloned();
+            stop_container(
+                &self.client,
+                container.id.as_deref().unwrap_or(&name),
+                service.as_deref().unwrap_or(&name),
+                Duration::from_secs(10),
+            )
+            .await?;
+            stopped.push(StoppedContainer {
+                container: name,
+                service,
+                reason: format!(
+                    "holds host port {}, which service {} needs",
+                    next.host_port, next.name
+                ),
+            });
+        }
+        Ok(stopped)
+    }
+
+    /// Creates and starts the container of `service`, as compose would.
+    /// Refuses while this handle already runs a service or while another
+    /// inference container of the project runs.
+    pub async fn start(
+        &self,
+        project: &ComposeProject,
+        service: &InferenceService,
+        options: StartOptions,
+    ) -> Result<RunningService, OrchestratorError> {
+        let definition =
+            project
+                .service(&service.name)
+                .ok_or_else(|| OrchestratorError::ServiceNotFound {
+                    name: service.name.clone(),
+                    suggestion: None,
+                    available: project
+                        .services()
+                        .iter()
+                        .map(|s| s.name().to_owned())
+                        .collect(),
+                })?;
+        // Take the slot first: the invariant holds even if two tasks race.
+        {
+            let mut slot = self
+                .active
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(running) = slot.as_ref() {
+                return Err(OrchestratorError::AnotherServiceRunning {
+                    running: running.clone(),
+                    requested: service.name.clone(),
+                });
+            }
+            *slot = Some(service.name.clone());
+        }
+        let slot = SlotGuard {
+            active: Arc::clone(&self.active),
+            armed: true,
+        };
+        let running = self
+            .start_in_slot(project, definition, service, options)
+            .await?;
+        slot.disarm();
+        Ok(running)
+    }
+
+    async fn start_in_slot(
+        &self,
+        project: &ComposeProject,
+        definition: &Service,
+        service: &InferenceService,
+        options: StartOptions,
+    ) -> Result<RunningService, OrchestratorError> {
+        let name = &service.name;
+        // Another inference container of the project running on the daemon
+        // (started by hand, or by another process) breaks the invariant too.
+        let running = self
+            .running_containers(
+                project.name(),
+                Some(format!("{LABEL_PROJECT}={}", project.name())),
+            )
+            .await?;
+        for container in &running {
+            let other = container.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE));
+            if let Some(other) = other
+                && project
+                    .service(other)
+                    .is_some_and(|s| s.inference().is_some())
+            {
+                return Err(OrchestratorError::AnotherServiceRunning {
+                    running: other.clone(),
+                    requested: name.clone(),
+                });
+            }
+        }
+
+        // A host port held outside Docker gives a clearer message here than
+        // Docker's "address already in use" at start.
+        for port in definition.ports.iter().filter_map(|p| p.published) {
+            if let Err(err) = std::net::TcpListener::bind(("0.0.0.0", port))
+                && err.kind() == std::io::ErrorKind::AddrInUse
+            {
+                return Err(OrchestratorError::HostPortInUse {
+                    service: name.clone(),
+                    port,
+                });
+            }
+        }
+
+        let image = self
+            .ensure_image(name, &definition.image, options.pull)
+            .await?;
+
+        // An old, stopped container of the same name is replaced, as `up` does.
+        match self
+            .client
+            .inspect_container(&definition.container_name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(existing) => {
+                if existing.state.as_ref().and_then(|s| s.running) == Some(true) {
+                    return Err(OrchestratorError::ContainerExists {
+                        service: name.clone(),
+                        container: definition.container_name.clone(),
+                    });
+                }
+                let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+                self.client
+                    .remove_container(&definition.container_name, Some(remove))
+                    .await
+                    .map_err(|source| OrchestratorError::RemoveContainer {
+                        service: name.clone(),
+                        container: definition.container_name.clone(),
+                        source,
+                    })?;
+            }
+            Err(err) if is_not_found(&err) => {}
+            Err(source) => {
+                return Err(OrchestratorError::InspectContainer {
+                    service: name.clone(),
+                    container: definition.container_name.clone(),
+                    source,
+                });
+            }
+        }
+
+        let created_networks = self.ensure_networks(project, definition).await?;
+        self.ensure_volumes(project, definition).await?;
+
+        let body = container_body(project, definition, &image.id);
+        let clock = Instant::now();
+        let create = CreateContainerOptionsBuilder::new()
+            .name(&definition.container_name)
+            .build();
+        let created = self
+            .client
+            .create_container(Some(create), body)
+            .await
+            .map_err(|source| OrchestratorError::CreateContainer {
+                service: name.clone(),
+                container: definition.container_name.clone(),
+                image: definition.image.clone(),
+                source,
+            })?;
+        let create_time = clock.elapsed();
+        tracing::info!(service = %name, container = %definition.container_name, "created container");
+
+        let (host, port) = health_host_port(service);
+        // From here on the guard owns the container: any failure below still
+        // stops and removes it.
+        let mut running = RunningService {
+            client: self.client.clone(),
+            active: Arc::clone(&self.active),
+            service: name.clone(),
+            container_id: created.id.clone(),
+            container_name: definition.container_name.clone(),
+            keep: options.keep,
+            stop_grace: definition.stop_grace_period(),
+            created_networks,
+            health_host: host,
+            health_port: port,
+            health_path: service.health_path.clone(),
+            health_url: service.health_url(),
+            redactor: Redactor::for_environment(&definition.environment),
+            clock,
+            create_time,
+            start_time: Duration::ZERO,
+            provenance: Provenance {
+                service: name.clone(),
+                container: definition.container_name.clone(),
+                image: definition.image.clone(),
+                image_id: image.id.clone(),
+                repo_digests: image.repo_digests.clone(),
+                command: Vec::new(),
+                env_names: Vec::new(),
+                config_hash: definition.config_hash.clone(),
+            },
+            done: false,
+        };
+
+        // Networks beyond the first are connected before the start.
+        for (key, aliases) in definition.networks.iter().skip(1) {
+            let Some(network) = project.networks.get(key) else {
+                continue;
+            };
+            let request = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(endpoint(definition, aliases)),
+            };
+            if let Err(source) = self
+                .client
+                .connect_network(&network.docker_name, request)
+                .await
+            {
+                return Err(OrchestratorError::CreateNetwork {
+                    service: name.clone(),
+                    network: network.docker_name.clone(),
+                    source,
+                });
+            }
+        }
+
+        self.client
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(|source| OrchestratorError::StartContainer {
+                service: name.clone(),
+                container: definition.container_name.clone(),
+                source,
+            })?;
+        running.start_time = clock.elapsed();
+        tracing::info!(service = %name, container = %definition.container_name, "started container");
+
+        // The effective command and environment names, from the daemon.
+        if let Ok(inspect) = self
+            .client
+            .inspect_container(&created.id, None::<InspectContainerOptions>)
+            .await
+            && let Some(config) = inspect.config
+        {
+            running.provenance.command = config.entrypoint.unwrap_or_default();
+            running
+                .provenance
+                .command
+                .extend(config.cmd.unwrap_or_default());
+            let mut names: Vec<String> = config
+                .env
+                .unwrap_or_default()
+                .iter()
+                .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
+                .collect();
+            names.sort();
+            names.dedup();
+            running.provenance.env_names = names;
+        }
+        Ok(running)
+    }
+
+    async fn ensure_image(
+        &self,
+        service: &str,
+        image: &str,
+        pull: bool,
+    ) -> Result<ImageFacts, OrchestratorError> {
+        match self.client.inspect_image(image).await {
+            Ok(inspect) => return Ok(ImageFacts::from(inspect)),
+            Err(err) if is_not_found(&err) => {}
+            Err(source) => {
+                return Err(OrchestratorError::InspectImage {
+                    service: service.to_owned(),
+                    image: image.to_owned(),
+                    source,
+                });
+            }
+        }
+        if !pull {
+            return Err(OrchestratorError::ImageMissing {
+                service: service.to_owned(),
+                image: image.to_owned(),
+            });
+        }
+        // Without a tag, the API pulls every tag of the repository.
+        let (from_image, tag) = split_image_tag(image);
+        let create = CreateImageOptionsBuilder::new()
+            .from_image(&from_image)
+            .tag(&tag)
+            .build();
+        let mut progress = self.client.create_image(Some(create), None, None);
+        while let Some(step) = progress.next().await {
+            step.map_err(|source| OrchestratorError::PullImage {
+                service: service.to_owned(),
+                image: image.to_owned(),
+                source,
+            })?;
+        }
+        let inspect = self.client.inspect_image(image).await.map_err(|source| {
+            OrchestratorError::InspectImage {
+                service: service.to_owned(),
+                image: image.to_owned(),
+                source,
+            }
+        })?;
+        Ok(ImageFacts::from(inspect))
+    }
+
+    /// Creates the service's project networks that are missing; returns the
+    /// names of those it created.
+    async fn ensure_networks(
+        &self,
+        project: &ComposeProject,
+        service: &Service,
+    ) -> Result<Vec<String>, OrchestratorError> {
+        let mut created = Vec::new();
+        for (key, _) in &service.networks {
+            let Some(network) = project.networks.get(key) else {
+                continue;
+            };
+            match self
+                .client
+                .inspect_network(
+                    &network.docker_name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+            {
+                Ok(_) => continue,
+                Err(err) if is_not_found(&err) => {}
+                Err(source) => {
+                    return Err(OrchestratorError::CreateNetwork {
+                        service: service.name.clone(),
+                        network: network.docker_name.clone(),
+                        source,
+                    });
+                }
+            }
+            if network.external {
+                return Err(OrchestratorError::ExternalMissing {
+                    service: service.name.clone(),
+                    kind: "network",
+                    name: network.docker_name.clone(),
+                });
+            }
+            let labels = HashMap::from([
+                ("com.docker.compose.network".to_owned(), network.key.clone()),
+                (LABEL_PROJECT.to_owned(), project.name().to_owned()),
+                (
+                    "com.docker.compose.version".to_owned(),
+                    COMPOSE_VERSION_LABEL.to_owned(),
+                ),
+            ]);
+            let request = NetworkCreateRequest {
+                name: network.docker_name.clone(),
+                driver: Some(network.driver.clone().unwrap_or_else(|| "bridge".into())),
+                labels: Some(labels),
+                ..Default::default()
+            };
+            match self.client.create_network(request).await {
+                Ok(_) => created.push(network.docker_name.clone()),
+                // Created meanwhile by someone else: fine.
+                Err(err) if is_conflict(&err) => {}
+                Err(source) => {
+                    return Err(OrchestratorError::CreateNetwork {
+                        service: service.name.clone(),
+                        network: network.docker_name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    async fn ensure_volumes(
+        &self,
+        project: &ComposeProject,
+        service: &Service,
+    ) -> Result<(), OrchestratorError> {
+        for mount in &service.mounts {
+            let MountSpec::Volume { key, .. } = mount else {
+                continue;
+            };
+            let Some(volume) = project.volumes.get(key) else {
+                continue;
+            };
+            match self.client.inspect_volume(&volume.docker_name).await {
+                Ok(_) => continue,
+                Err(err) if is_not_found(&err) => {}
+                Err(source) => {
+                    return Err(OrchestratorError::CreateVolume {
+                        service: service.name.clone(),
+                        volume: volume.docker_name.clone(),
+                        source,
+                    });
+                }
+            }
+            if volume.external {
+                return Err(OrchestratorError::ExternalMissing {
+                    service: service.name.clone(),
+                    kind: "volume",
+                    name: volume.docker_name.clone(),
+                });
+            }
+            let request = VolumeCreateRequest {
+                name: Some(volume.docker_name.clone()),
+                driver: volume.driver.clone(),
+                labels: Some(HashMap::from([
+                    ("com.docker.compose.volume".to_owned(), volume.key.clone()),
+                    (LABEL_PROJECT.to_owned(), project.name().to_owned()),
+                    (
+                        "com.docker.compose.version".to_owned(),
+                        COMPOSE_VERSION_LABEL.to_owned(),
+                    ),
+                ])),
+                ..Default::default()
+            };
+            self.client.create_volume(request).await.map_err(|source| {
+                OrchestratorError::CreateVolume {
+                    service: service.name.clone(),
+                    volume: volume.docker_name.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Frees the slot when a start fails before a [`RunningService`] exists.
+struct SlotGuard {
+    active: Arc<Mutex<Option<String>>>,
+    armed: bool,
+}
+
+impl SlotGuard {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut slot = self
+                .active
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            *slot = None;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ImageFacts {
+    id: String,
+    repo_digests: Vec<String>,
+}
+
+impl From<bollard::models::ImageInspect> for ImageFacts {
+    fn from(inspect: bollard::models::ImageInspect) -> Self {
+        ImageFacts {
+            id: inspect.id.unwrap_or_default(),
+            repo_digests: inspect.repo_digests.unwrap_or_default(),
+        }
+    }
+}
+
+fn split_image_tag(image: &str) -> (String, String) {
+    if image.contains('@') {
+        return (image.to_owned(), String::new());
+    }
+    let last_slash = image.rfind('/').map_or(0, |p| p + 1);
+    match image[last_slash..].rfind(':') {
+        Some(colon) => (
+            image[..last_slash + colon].to_owned(),
+            image[last_slash + colon + 1..].to_owned(),
+        ),
+        None => (image.to_owned(), "latest".to_owned()),
+    }
+}
+
+fn container_display_name(container: &bollard::models::ContainerSummary) -> String {
+    container
+        .names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_owned())
+        .or_else(|| container.id.clone())
+        .unwrap_or_default()
+}
+
+/// Where the health probe connects: the base URL's host and port.
+fn health_host_port(service: &InferenceService) -> (String, u16) {
+    let authority = service
+        .base_url
+        .split_once("://")
+        .map_or(service.base_url.as_str(), |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1");
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => host,
+        _ => authority,
+    };
+    (host.to_owned(), service.host_port)
+}
+
+fn endpoint(service: &Service, aliases: &[String]) -> EndpointSettings {
+    let mut all = vec![service.name.clone()];
+    all.extend(aliases.iter().cloned());
+    EndpointSettings {
+        aliases: Some(all),
+        ..Default::default()
+    }
+}
+
+fn duration_ns(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The container's create body, from the service definition and the labels
+/// compose would write.
+pub(crate) fn container_body(
+    project: &ComposeProject,
+    service: &Service,
+    image_id: &str,
+) -> ContainerCreateBody {
+    let mut labels: HashMap<String, String> = service.labels.clone().into_iter().collect();
+    let config_files = project
+        .config_files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    for (key, value) in [
+        (LABEL_PROJECT, project.name().to_owned()),
+        (LABEL_SERVICE, service.name.clone()),
+        ("com.docker.compose.oneoff", "False".to_owned()),
+        ("com.docker.compose.container-number", "1".to_owned()),
+        (
+            "com.docker.compose.config-hash",
+            service.config_hash.clone(),
+        ),
+        (
+            "com.docker.compose.project.working_dir",
+            project.working_dir().display().to_string(),
+        ),
+        ("com.docker.compose.project.config_files", config_files),
+        (
+            "com.docker.compose.version",
+            COMPOSE_VERSION_LABEL.to_owned(),
+        ),
+        ("com.docker.compose.image", image_id.to_owned()),
+        ("com.docker.compose.depends_on", String::new()),
+    ] {
+        labels.insert(key.to_owned(), value);
+    }
+
+    let mut exposed: Vec<String> = service
+        .ports
+        .iter()
+        .map(|p| format!("{}/{}", p.target, p.protocol))
+        .collect();
+    for e in &service.expose {
+        exposed.push(if e.contains('/') {
+            e.clone()
+        } else {
+            format!("{e}/tcp")
+        });
+    }
+    exposed.sort();
+    exposed.dedup();
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for port in &service.ports {
+        port_bindings
+            .entry(format!("{}/{}", port.target, port.protocol))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: port.host_ip.clone(),
+                host_port: port.published.map(|p| p.to_string()),
+            });
+    }
+
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    let mut anonymous = Vec::new();
+    let mut tmpfs: HashMap<String, String> = service
+        .tmpfs
+        .iter()
+        .map(|t| (t.clone(), String::new()))
+        .collect();
+    for mount in &service.mounts {
+        match mount {
+            MountSpec::Bind {
+                source,
+                target,
+                read_only,
+            } => {
+                binds.push(format!(
+                    "{source}:{target}{}",
+                    if *read_only { ":ro" } else { ":rw" }
+                ));
+            }
+            MountSpec::Volume {
+                key,
+                target,
+                read_only,
+            } => {
+                let source = project
+                    .volumes
+                    .get(key)
+                    .map_or_else(|| key.clone(), |v| v.docker_name.clone());
+                mounts.push(Mount {
+                    target: Some(target.clone()),
+                    source: Some(source),
+                    typ: Some(MountType::VOLUME),
+                    read_only: Some(*read_only),
+                    ..Default::default()
+                });
+            }
+            MountSpec::Anonymous { target } => anonymous.push(target.clone()),
+            MountSpec::Tmpfs { target } => {
+                tmpfs.insert(target.clone(), String::new());
+            }
+        }
+    }
+
+    let device_requests: Vec<DeviceRequest> = service
+        .device_requests
+        .iter()
+        .map(|d| DeviceRequest {
+            driver: d.driver.clone(),
+            count: d.count,
+            device_ids: (!d.device_ids.is_empty()).then(|| d.device_ids.clone()),
+            capabilities: Some(vec![d.capabilities.clone()]),
+            options: (!d.options.is_empty()).then(|| d.options.clone().into_iter().collect()),
+        })
+        .collect();
+
+    let devices: Vec<DeviceMapping> = service
+        .devices
+        .iter()
+        .map(|d| {
+            let mut parts = d.split(':');
+            let host = parts.next().unwrap_or_default().to_owned();
+            let container = parts.next().map_or_else(|| host.clone(), str::to_owned);
+            DeviceMapping {
+                path_on_host: Some(host),
+                path_in_container: Some(container),
+                cgroup_permissions: Some(parts.next().unwrap_or("rwm").to_owned()),
+            }
+        })
+        .collect();
+
+    let restart_policy = service.restart.as_deref().map(|r| {
+        let (name, retries) = match r.split_once(':') {
+            Some((name, n)) => (name, n.parse().ok()),
+            None => (r, None),
+        };
+        RestartPolicy {
+            name: Some(match name {
+                "always" => RestartPolicyNameEnum::ALWAYS,
+                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+                "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+                _ => RestartPolicyNameEnum::NO,
+            }),
+            maximum_retry_count: retries,
+        }
+    });
+
+    let network_mode = match &service.network_mode {
+        Some(mode) => mode.clone(),
+        None => service
+            .networks
+            .first()
+            .and_then(|(key, _)| project.networks.get(key))
+            .map_or_else(
+                || format!("{}_default", project.name()),
+                |n| n.docker_name.clone(),
+            ),
+    };
+    let networking_config = match (&service.network_mode, service.networks.first()) {
+        (None, Some((_, aliases))) => Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network_mode.clone(),
+                endpoint(service, aliases),
+            )])),
+        }),
+        _ => None,
+    };
+
+    let healthcheck = if service.healthcheck_disabled {
+        Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        })
+    } else {
+        service.healthcheck.as_ref().map(|h| HealthConfig {
+            test: h.test.clone(),
+            interval: h.interval.map(duration_ns),
+            timeout: h.timeout.map(duration_ns),
+            retries: h.retries,
+            start_period: h.start_period.map(duration_ns),
+            start_interval: h.start_interval.map(duration_ns),
+        })
+    };
+
+    let host_config = HostConfig {
+        binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        network_mode: Some(network_mode),
+        ipc_mode: service.ipc.clone(),
+        pid_mode: service.pid.clone(),
+        shm_size: service.shm_size,
+        memory: service.mem_limit,
+        nano_cpus: service.nano_cpus,
+        ulimits: (!service.ulimits.is_empty()).then(|| {
+            service
+                .ulimits
+                .iter()
+                .map(|(name, soft, hard)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*soft),
+                    hard: Some(*hard),
+                })
+                .collect()
+        }),
+        device_requests: (!device_requests.is_empty()).then_some(device_requests),
+        devices: (!devices.is_empty()).then_some(devices),
+        runtime: service.runtime.clone(),
+        restart_policy,
+        privileged: service.privileged.then_some(true),
+        init: service.init,
+        readonly_rootfs: service.read_only.then_some(true),
+        cap_add: (!service.cap_add.is_empty()).then(|| service.cap_add.clone()),
+        cap_drop: (!service.cap_drop.is_empty()).then(|| service.cap_drop.clone()),
+        security_opt: (!service.security_opt.is_empty()).then(|| service.security_opt.clone()),
+        extra_hosts: (!service.extra_hosts.is_empty()).then(|| service.extra_hosts.clone()),
+        dns: (!service.dns.is_empty()).then(|| service.dns.clone()),
+        sysctls: (!service.sysctls.is_empty())
+            .then(|| service.sysctls.clone().into_iter().collect()),
+        ..Default::default()
+    };
+
+    ContainerCreateBody {
+        image: Some(service.image.clone()),
+        cmd: service.command.clone(),
+        entrypoint: service.entrypoint.clone(),
+        env: Some(
+            service
+                .environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        volumes: (!anonymous.is_empty()).then_some(anonymous),
+        labels: Some(labels),
+        hostname: service.hostname.clone(),
+        domainname: service.domainname.clone(),
+        user: service.user.clone(),
+        working_dir: service.working_dir.clone(),
+        tty: service.tty.then_some(true),
+        open_stdin: service.stdin_open.then_some(true),
+        stop_signal: service.stop_signal.clone(),
+        stop_timeout: Some(i64::try_from(service.stop_grace_period.as_secs()).unwrap_or(i64::MAX)),
+        healthcheck,
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+/// Stops (SIGTERM, then SIGKILL after `grace`) a container.
+async fn stop_container(
+    client: &bollard::Docker,
+    id: &str,
+    service: &str,
+    grace: Duration,
+) -> Result<(), OrchestratorError> {
+    let seconds =
+        i32::try_from(grace.as_secs().max(u64::from(grace.subsec_nanos() > 0))).unwrap_or(i32::MAX);
+    let options = StopContainerOptionsBuilder::new().t(seconds).build();
+    match client.stop_container(id, Some(options)).await {
+        Ok(()) => Ok(()),
+        // 304: already stopped; 404: already gone.
+        Err(BollardError::DockerResponseServerError {
+            status_code: 304 | 404,
+            ..
+        }) => Ok(()),
+        Err(source) => Err(OrchestratorError::StopContainer {
+            service: service.to_owned(),
+            container: id.to_owned(),
+            source,
+        }),
+    }
+}
+
+async fn remove_container(
+    client: &bollard::Docker,
+    id: &str,
+    service: &str,
+) -> Result<(), OrchestratorError> {
+    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+    match client.remove_container(id, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(err) if is_not_found(&err) => Ok(()),
+        // 409: removal already in progress.
+        Err(err) if is_conflict(&err) => Ok(()),
+        Err(source) => Err(OrchestratorError::RemoveContainer {
+            service: service.to_owned(),
+            container: id.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// A started inference container. Stop it with [`RunningService::stop`];
+/// dropping it stops (and, unless `keep`, removes) it as well.
+#[derive(Debug)]
+pub struct RunningService {
+    client: bollard::Docker,
+    active: Arc<Mutex<Option<String>>>,
+    service: String,
+    container_id: String,
+    container_name: String,
+    keep: bool,
+    stop_grace: Duration,
+    created_networks: Vec<String>,
+    health_host: String,
+    health_port: u16,
+    health_path: String,
+    health_url: String,
+    redactor: Redactor,
+    clock: Instant,
+    create_time: Duration,
+    start_time: Duration,
+    provenance: Provenance,
+    /// Set once stopped: the drop guard then has nothing to do.
+    done: bool,
+}
+
+struct Watched<'a> {
+    running: &'a RunningService,
+}
+
+impl GateTarget for Watched<'_> {
+    async fn watch(&mut self) -> Result<ContainerState, OrchestratorError> {
+        let r = self.running;
+        let inspect = match r
+            .client
+            .inspect_container(&r.container_id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspect) => inspect,
+            Err(err) if is_not_found(&err) => return Ok(ContainerState::Removed),
+            Err(source) => {
+                return Err(OrchestratorError::InspectContainer {
+                    service: r.service.clone(),
+                    container: r.container_name.clone(),
+                    source,
+                });
+            }
+        };
+        let restart_count = inspect.restart_count.unwrap_or(0);
+        let state = inspect.state.unwrap_or_default();
+        let exit_code = state.exit_code.unwrap_or(-1);
+        Ok(match state.status {
+            Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD) => {
+                ContainerState::Exited { exit_code }
+            }
+            Some(ContainerStateStatusEnum::RESTARTING) => ContainerState::Restarting {
+                restart_count,
+                exit_code,
+            },
+            Some(ContainerStateStatusEnum::REMOVING) => ContainerState::Removed,
+            _ => ContainerState::Running { restart_count },
+        })
+    }
+
+    async fn probe(&mut self) -> ProbeAnswer {
+        let r = self.running;
+        health::http_get_status(&r.health_host, r.health_port, &r.health_path).await
+    }
+}
+
+impl RunningService {
+    /// The compose service name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The container's name.
+    pub fn container_name(&self) -> &str {
+        &self.container_name
+    }
+
+    /// The container's ID.
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    /// Image, command, environment names and config hash of the container.
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
+    /// Waits until the health path answers 200. Fails within about a
+    /// `watch_interval` (plus one probe timeout) when the container exits,
+    /// restarts or is removed, with the exit code and the last 50 log lines
+    /// (secrets redacted); fails after `options.timeout` otherwise.
+    pub async fn wait_healthy(
+        &mut self,
+        options: &HealthOptions,
+    ) -> Result<StartupCost, OrchestratorError> {
+        let gate_started = self.clock.elapsed();
+        let outcome = health::gate(&mut Watched { running: self }, options).await?;
+        match outcome {
+            Ok(times) => {
+                let cost = StartupCost {
+                    create: self.create_time,
+                    start: self.start_time,
+                    port_open: gate_started + times.port_open,
+                    healthy: gate_started + times.healthy,
+                };
+                tracing::info!(service = %self.service, healthy_after = ?cost.healthy, "service is healthy");
+                Ok(cost)
+            }
+            Err(failure) => {
+                let log_tail = self.log_tail().await;
+                Err(match failure {
+                    GateFailure::Exited { exit_code } => OrchestratorError::ExitedBeforeHealthy {
+                        service: self.service.clone(),
+                        container: self.container_name.clone(),
+                        exit_code,
+                        log_tail,
+                    },
+                    GateFailure::Restarted {
+                        restart_count,
+                        exit_code,
+                    } => OrchestratorError::RestartedBeforeHealthy {
+                        service: self.service.clone(),
+                        container: self.container_name.clone(),
+                        restart_count,
+                        exit_code,
+                        log_tail,
+                    },
+                    GateFailure::Removed => OrchestratorError::RemovedBeforeHealthy {
+                        service: self.service.clone(),
+                        container: self.container_name.clone(),
+                    },
+                    GateFailure::Timeout { elapsed, last } => OrchestratorError::HealthTimeout {
+                        service: self.service.clone(),
+                        url: self.health_url.clone(),
+                        elapsed,
+                        last,
+                        log_tail,
+                    },
+                })
+            }
+        }
+    }
+
+    /// The last 50 lines of the container's output, secrets redacted.
+    /// Best effort: an error reading logs gives an empty tail.
+    pub async fn log_tail(&self) -> Vec<String> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&LOG_TAIL_LINES.to_string())
+            .build();
+        let mut stream = self.client.logs(&self.container_id, Some(options));
+        let mut text = String::new();
+        let read = async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        };
+        // Bounded: a wedged daemon must not hang the error path.
+        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+        let lines: Vec<&str> = text.lines().collect();
+        let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
+        lines[skip..]
+            .iter()
+            .map(|l| self.redactor.redact(l))
+            .collect()
+    }
+
+    /// Stops the container gracefully (SIGTERM, SIGKILL after the service's
+    /// `stop_grace_period`), then removes it unless `keep`, and removes the
+    /// networks this start created when nothing else uses them.
+    pub async fn stop(mut self) -> Result<Provenance, OrchestratorError> {
+        self.done = true;
+        let result = cleanup(
+            &self.client,
+            &self.service,
+            &self.container_id,
+            self.stop_grace,
+            self.keep,
+            &self.created_networks,
+        )
+        .await;
+        free_slot(&self.active);
+        result.map(|()| self.provenance.clone())
+    }
+}
+
+fn free_slot(active: &Mutex<Option<String>>) {
+    let mut slot = active
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *slot = None;
+}
+
+async fn cleanup(
+    client: &bollard::Docker,
+    service: &str,
+    container_id: &str,
+    grace: Duration,
+    keep: bool,
+    networks: &[String],
+) -> Result<(), OrchestratorError> {
+    stop_container(client, container_id, service, grace).await?;
+    if keep {
+        return Ok(());
+    }
+    remove_container(client, container_id, service).await?;
+    for network in networks {
+        // Fails while other containers use it; that is fine, compose's
+        // `down` removes it later.
+        let _ = client.remove_network(network).await;
+    }
+    tracing::info!(service = %service, "stopped and removed container");
+    Ok(())
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let service = self.service.clone();
+        let container_id = self.container_id.clone();
+        let grace = self.stop_grace;
+        let keep = self.keep;
+        let networks = self.created_networks.clone();
+        tracing::warn!(service = %service, "cleaning up container after an interrupted run");
+        let cleanup_thread = std::thread::Builder::new()
+            .name("spark-perf-cleanup".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let Ok(runtime) = runtime else { return };
+                runtime.block_on(async {
+                    let Ok(client) = connect_client().await else {
+                        return;
+                    };
+                    if let Err(err) =
+                        cleanup(&client, &service, &container_id, grace, keep, &networks).await
+                    {
+                        tracing::error!(service = %service, error = %err, "cleanup failed");
+                    }
+                });
+            });
+        if let Ok(handle) = cleanup_thread {
+            let _ = handle.join();
+        }
+        free_slot(&self.active);
+    }
+}

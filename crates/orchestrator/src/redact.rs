@@ -1,0 +1,126 @@
+//! Keeps secrets out of error messages: log tails of failed containers pass
+//! through a [`Redactor`] before they are stored in an error.
+//!
+//! Two rules: the values of the container's environment variables whose
+//! names look secret (`TOKEN`, `KEY`, `SECRET`, `PASSWORD`, ...) are replaced
+//! wherever they appear, and so is the value in any `NAME=value` or
+//! `NAME: value` whose name looks secret, plus Hugging Face tokens (`hf_...`)
+//! and `Bearer` credentials.
+
+use std::collections::BTreeMap;
+
+use crate::compose::is_secret_name;
+
+const MASK: &str = "[REDACTED]";
+
+/// Replaces known secret values and secret-looking assignments in text.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Redactor {
+    /// Longest first, so that a secret containing another is masked whole.
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// A redactor for the secret-looking variables of `environment`.
+    pub(crate) fn for_environment(environment: &BTreeMap<String, String>) -> Self {
+        let mut secrets: Vec<String> = environment
+            .iter()
+            .filter(|(name, value)| is_secret_name(name) && value.len() >= 4)
+            .map(|(_, value)| value.clone())
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    pub(crate) fn redact(&self, line: &str) -> String {
+        let mut out = line.to_owned();
+        for secret in &self.secrets {
+            out = out.replace(secret.as_str(), MASK);
+        }
+        mask_patterns(&out)
+    }
+}
+
+/// Masks `hf_…` tokens, `Bearer …` credentials and secret-named assignments.
+fn mask_patterns(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut mask_next = false;
+    for (idx, word) in line.split(' ').enumerate() {
+        if idx > 0 {
+            out.push(' ');
+        }
+        if mask_next && !word.is_empty() {
+            out.push_str(MASK);
+            mask_next = false;
+            continue;
+        }
+        if word.eq_ignore_ascii_case("bearer") {
+            mask_next = true;
+            out.push_str(word);
+            continue;
+        }
+        // NAME=value or NAME: value (the value is then the next word).
+        if let Some((name, _)) = word.split_once('=')
+            && is_secret_name(name.trim_start_matches(['-', '"', '\'']))
+            && !name.is_empty()
+        {
+            out.push_str(name);
+            out.push('=');
+            out.push_str(MASK);
+            continue;
+        }
+        if let Some(name) = word.strip_suffix(':')
+            && is_secret_name(
+                name.trim_start_matches(['"', '\''])
+                    .trim_end_matches(['"', '\'']),
+            )
+        {
+            mask_next = true;
+            out.push_str(word);
+            continue;
+        }
+        let trimmed = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+        if trimmed.starts_with("hf_") && trimmed.len() >= 20 {
+            out.push_str(&word.replace(trimmed, MASK));
+            continue;
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_known_values_and_patterns() {
+        let env: BTreeMap<String, String> = [
+            ("HF_TOKEN", "s3cr3t-value"),
+            ("MODEL", "qwen"),
+            ("API_KEY", "abc"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let r = Redactor::for_environment(&env);
+        assert_eq!(
+            r.redact("using token s3cr3t-value for qwen"),
+            "using token [REDACTED] for qwen"
+        );
+        assert_eq!(
+            r.redact("HF_TOKEN=other api_key: zzz"),
+            "HF_TOKEN=[REDACTED] api_key: [REDACTED]"
+        );
+        assert_eq!(
+            r.redact("Authorization: Bearer xyz"),
+            "Authorization: Bearer [REDACTED]"
+        );
+        assert_eq!(
+            r.redact("got hf_abcdefghijklmnopqrstuv."),
+            "got [REDACTED]."
+        );
+        assert_eq!(r.redact("plain line"), "plain line");
+    }
+}
