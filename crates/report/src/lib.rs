@@ -4,6 +4,7 @@
 //! Architecture Invariant: report does no network I/O and never depends on
 //! the load crate; it reads only the types of `spark-results`.
 
+pub mod compare;
 pub mod compare_table;
 pub mod render;
 pub mod stats;

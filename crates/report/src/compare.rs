@@ -1,0 +1,369 @@
+//! `spark-perf compare`: does the current run regress against a baseline?
+//!
+//! A metric regresses when it moved in its bad direction by more than the
+//! threshold (default 5 %) *and* the move is larger than the run-to-run noise.
+//! Noise is judged with Welch's t-test on the per-request samples each run
+//! summarised (count, mean and standard deviation are exact in the results),
+//! at a significance level of 1 %: with a few dozen requests per scenario
+//! that separates a real 5 % shift from the jitter of a busy box, and Welch's
+//! form does not assume the two runs have the same spread. A metric with no
+//! spread to judge (one sample, or an aggregate such as total tok/s) falls
+//! back to the threshold alone, and the table says so.
+
+use spark_results::{Distribution, EngineRun, ScenarioResult, SuiteResults};
+
+use crate::stats::{Summary, welch_p_value};
+
+/// Significance level of the noise test.
+pub const ALPHA: f64 = 0.01;
+
+/// Options of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompareOptions {
+    /// Relative change, in the bad direction, that counts (0.05 = 5 %).
+    pub threshold: f64,
+    /// Compare even when the runs are not comparable.
+    pub force: bool,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            threshold: 0.05,
+            force: false,
+        }
+    }
+}
+
+/// Which way a compared metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Latency: a rise is bad.
+    LowerIsBetter,
+    /// Throughput: a fall is bad.
+    HigherIsBetter,
+}
+
+/// The verdict on one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the threshold.
+    Unchanged,
+    /// Better beyond the threshold.
+    Improved,
+    /// Worse beyond the threshold, but within the noise.
+    Noise,
+    /// Worse beyond the threshold and the noise.
+    Regressed,
+}
+
+/// One metric of one scenario of one engine, before and after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delta {
+    pub service: String,
+    pub scenario: String,
+    pub metric: &'static str,
+    pub unit: &'static str,
+    pub baseline: f64,
+    pub current: f64,
+    /// (current − baseline) / baseline.
+    pub change: f64,
+    /// Welch's p-value; `None` when the metric has no spread to test.
+    pub p_value: Option<f64>,
+    pub verdict: Verdict,
+}
+
+/// The outcome of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// Why the runs are not comparable (empty when they are).
+    pub differences: Vec<String>,
+    /// Engines or scenarios present on one side only, or failed on one side.
+    pub missing: Vec<String>,
+    /// The compared metrics.
+    pub deltas: Vec<Delta>,
+}
+
+impl Comparison {
+    /// Whether any metric regressed.
+    pub fn regressed(&self) -> bool {
+        self.deltas.iter().any(|d| d.verdict == Verdict::Regressed)
+    }
+}
+
+/// Compares `current` with `baseline`. When they are not comparable and
+/// `force` is off, the result has `differences` and no deltas.
+pub fn compare(
+    baseline: &SuiteResults,
+    current: &SuiteResults,
+    options: CompareOptions,
+) -> Comparison {
+    let mut comparison = Comparison {
+        differences: Vec::new(),
+        missing: Vec::new(),
+        deltas: Vec::new(),
+    };
+    let mut pairs = Vec::new();
+    for base in &baseline.engines {
+        let Some(cur) = current.engines.iter().find(|e| e.service == base.service) else {
+            comparison
+                .missing
+                .push(format!("{}: not in the current run", base.service));
+            continue;
+        };
+        comparison.differences.extend(engine_differences(base, cur));
+        pairs.push((base, cur));
+    }
+    for cur in &current.engines {
+        if !baseline.engines.iter().any(|e| e.service == cur.service) {
+            comparison
+                .missing
+                .push(format!("{}: not in the baseline", cur.service));
+        }
+    }
+    for (base, cur) in &pairs {
+        let (Some(base_results), Some(cur_results)) = (&base.results, &cur.results) else {
+            let side = if base.results.is_none() {
+                "baseline"
+            } else {
+                "current run"
+            };
+            comparison
+                .missing
+                .push(format!("{}: no results in the {side}", base.service));
+            continue;
+        };
+        for base_scenario in base_results.scenarios.iter().filter(|s| !s.discarded) {
+            let Some(cur_scenario) = cur_results
+                .scenarios
+                .iter()
+                .find(|s| s.name == base_scenario.name)
+            else {
+                comparison.missing.push(format!(
+                    "{} / {}: not in the current run",
+                    base.service, base_scenario.name
+                ));
+                continue;
+            };
+            if base_scenario.config != cur_scenario.config {
+                comparison.differences.push(format!(
+                    "{} / {}: scenario settings differ ({:?} vs {:?})",
+                    base.service, base_scenario.name, base_scenario.config, cur_scenario.config
+                ));
+            }
+            comparison.deltas.extend(scenario_deltas(
+                &base.service,
+                base_scenario,
+                cur_scenario,
+                options.threshold,
+            ));
+        }
+    }
+    if !comparison.differences.is_empty() && !options.force {
+        comparison.deltas.clear();
+    }
+    comparison
+}
+
+fn engine_differences(base: &EngineRun, cur: &EngineRun) -> Vec<String> {
+    let mut differences = Vec::new();
+    let service = &base.service;
+    if base.model != cur.model {
+        differences.push(format!(
+            "{service}: model differs ({:?} vs {:?})",
+            base.model, cur.model
+        ));
+    }
+    if base.flavor != cur.flavor {
+        differences.push(format!(
+            "{service}: engine differs ({} vs {})",
+            base.flavor, cur.flavor
+        ));
+    }
+    if let (Some(a), Some(b)) = (&base.provenance, &cur.provenance) {
+        if a.image_id != b.image_id || a.repo_digests != b.repo_digests {
+            differences.push(format!(
+                "{service}: image differs ({} vs {})",
+                a.image_id.as_deref().unwrap_or(&a.image),
+                b.image_id.as_deref().unwrap_or(&b.image)
+            ));
+        }
+        if a.command != b.command {
+            differences.push(format!(
+                "{service}: command differs ({} vs {})",
+                a.command.join(" "),
+                b.command.join(" ")
+            ));
+        }
+    }
+    differences
+}
+
+type Pick = fn(&spark_results::ScenarioAggregate) -> &Distribution;
+
+/// The metrics compared: per-request distributions (so noise can be judged)
+/// and the scenario's aggregate output throughput.
+const DISTRIBUTION_METRICS: &[(&str, &str, Direction, Pick)] = &[
+    ("TTFT mean", "ms", Direction::LowerIsBetter, |a| &a.ttft_ms),
+    ("TPOT mean", "ms", Direction::LowerIsBetter, |a| &a.tpot_ms),
+    ("ITL mean", "ms", Direction::LowerIsBetter, |a| &a.itl_ms),
+    ("E2E mean", "ms", Direction::LowerIsBetter, |a| &a.e2e_ms),
+    ("decode mean", "tok/s", Direction::HigherIsBetter, |a| {
+        &a.decode_tok_s
+    }),
+];
+
+fn scenario_deltas(
+    service: &str,
+    base: &ScenarioResult,
+    cur: &ScenarioResult,
+    threshold: f64,
+) -> Vec<Delta> {
+    let mut deltas = Vec::new();
+    for &(metric, unit, direction, pick) in DISTRIBUTION_METRICS {
+        let (a, b) = (pick(&base.aggregate), pick(&cur.aggregate));
+        let (Some(a_summary), Some(b_summary)) = (summary(a), summary(b)) else {
+            continue;
+        };
+        let p_value = welch_p_value(&a_summary, &b_summary);
+        deltas.push(delta(
+            service,
+            &base.name,
+            metric,
+            unit,
+            direction,
+            a_summary.mean,
+            b_summary.mean,
+            p_value,
+            threshold,
+        ));
+    }
+    let (a, b) = (
+        base.aggregate.output_throughput_tok_s,
+        cur.aggregate.output_throughput_tok_s,
+    );
+    if a > 0.0 && b.is_finite() {
+        deltas.push(delta(
+            service,
+            &base.name,
+            "output throughput",
+            "tok/s",
+            Direction::HigherIsBetter,
+            a,
+            b,
+            None,
+            threshold,
+        ));
+    }
+    deltas
+}
+
+/// A results distribution as a summary for the test. The results store the
+/// population standard deviation; Welch's test wants the sample one.
+fn summary(dist: &Distribution) -> Option<Summary> {
+    let n = usize::try_from(dist.n).ok().filter(|&n| n > 0)?;
+    let mean = dist.mean?;
+    let population_sd = dist.stddev.unwrap_or(0.0);
+    let stddev = if n > 1 {
+        population_sd * (n as f64 / (n as f64 - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    Some(Summary {
+        n,
+        mean,
+        stddev,
+        min: dist.min.unwrap_or(mean),
+        max: dist.max.unwrap_or(mean),
+        p50: dist.p50.unwrap_or(mean),
+        p90: dist.p90.unwrap_or(mean),
+        p95: dist.p95.unwrap_or(mean),
+        p99: dist.p99.unwrap_or(mean),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn delta(
+    service: &str,
+    scenario: &str,
+    metric: &'static str,
+    unit: &'static str,
+    direction: Direction,
+    baseline: f64,
+    current: f64,
+    p_value: Option<f64>,
+    threshold: f64,
+) -> Delta {
+    let change = if baseline == 0.0 {
+        0.0
+    } else {
+        (current - baseline) / baseline
+    };
+    let worse = match direction {
+        Direction::LowerIsBetter => change,
+        Direction::HigherIsBetter => -change,
+    };
+    let verdict = if worse > threshold {
+        match p_value {
+            Some(p) if p >= ALPHA => Verdict::Noise,
+            _ => Verdict::Regressed,
+        }
+    } else if worse < -threshold {
+        Verdict::Improved
+    } else {
+        Verdict::Unchanged
+    };
+    Delta {
+        service: service.to_owned(),
+        scenario: scenario.to_owned(),
+        metric,
+        unit,
+        baseline,
+        current,
+        change,
+        p_value,
+        verdict,
+    }
+}
+
+/// The comparison as a text table, for the terminal and cron mail.
+pub fn render_text(comparison: &Comparison) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for difference in &comparison.differences {
+        let _ = writeln!(out, "not comparable: {difference}");
+    }
+    for missing in &comparison.missing {
+        let _ = writeln!(out, "missing: {missing}");
+    }
+    if !comparison.deltas.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<18} {:<18} {:>12} {:>12} {:>8} {:>8}  verdict",
+            "engine", "scenario", "metric", "baseline", "current", "change", "p"
+        );
+    }
+    for d in &comparison.deltas {
+        let p = d
+            .p_value
+            .map_or_else(|| "-".to_owned(), |p| format!("{p:.3}"));
+        let verdict = match d.verdict {
+            Verdict::Unchanged => "ok",
+            Verdict::Improved => "improved",
+            Verdict::Noise => "worse, within noise",
+            Verdict::Regressed => "REGRESSED",
+        };
+        let _ = writeln!(
+            out,
+            "{:<14} {:<18} {:<18} {:>12.1} {:>12.1} {:>+7.1}% {:>8}  {verdict}",
+            d.service,
+            d.scenario,
+            format!("{} ({})", d.metric, d.unit),
+            d.baseline,
+            d.current,
+            d.change * 100.0,
+            p
+        );
+    }
+    out
+}

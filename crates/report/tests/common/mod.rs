@@ -1,0 +1,143 @@
+//! The fixed result set the report tests share: two measured engines and one
+//! that crashed while loading.
+
+use std::collections::BTreeMap;
+
+use spark_results::{
+    Arrival, CalibrationMethod, Distribution, Endpoint, EngineInfo, EngineOutcome, EngineRun,
+    Provenance, RunResults, ScenarioAggregate, ScenarioConfig, ScenarioResult, StartupCost,
+    SuiteResults,
+};
+
+fn dist(mean: f64, p50: f64, p99: f64) -> Distribution {
+    Distribution {
+        n: 64,
+        mean: Some(mean),
+        stddev: Some(mean / 10.0),
+        min: Some(p50 * 0.8),
+        p50: Some(p50),
+        p90: Some((p50 + p99) / 2.0),
+        p95: Some((p50 + 3.0 * p99) / 4.0),
+        p99: Some(p99),
+        max: Some(p99 * 1.1),
+    }
+}
+
+fn scenario(name: &str, speed: f64, n_failed: u32) -> ScenarioResult {
+    ScenarioResult {
+        name: name.to_owned(),
+        config: ScenarioConfig {
+            endpoint: Endpoint::Chat,
+            input_tokens: 1024,
+            max_tokens: 256,
+            temperature: 0.0,
+            requests: 64,
+            concurrency: 16,
+            arrival: Arrival::Closed,
+            shared_prefix_tokens: 0,
+            exact_output: true,
+        },
+        discarded: false,
+        notes: Vec::new(),
+        stopped: None,
+        aggregate: ScenarioAggregate {
+            n_requests: 64,
+            n_ok: 64 - n_failed,
+            n_failed,
+            failures_by_class: BTreeMap::new(),
+            n_short_outputs: 0,
+            n_estimated_output_tokens: 0,
+            duration_s: 20.0 / speed,
+            input_tokens_total: 65_536,
+            output_tokens_total: 16_384,
+            request_throughput_rps: 3.2 * speed,
+            input_throughput_tok_s: 3276.8 * speed,
+            output_throughput_tok_s: 819.2 * speed,
+            ttft_ms: dist(120.0 / speed, 110.0 / speed, 300.0 / speed),
+            tpot_ms: dist(15.0 / speed, 15.0 / speed, 18.0 / speed),
+            itl_ms: dist(15.0 / speed, 14.5 / speed, 25.0 / speed),
+            e2e_ms: dist(4000.0 / speed, 3900.0 / speed, 4800.0 / speed),
+            prompt_tok_s: dist(9000.0 * speed, 9300.0 * speed, 3400.0 * speed),
+            decode_tok_s: dist(66.0 * speed, 67.0 * speed, 55.0 * speed),
+            output_tok_s: dist(64.0 * speed, 65.0 * speed, 53.0 * speed),
+        },
+        requests: Vec::new(),
+    }
+}
+
+fn engine(service: &str, speed: f64, healthy_s: f64) -> EngineRun {
+    let mut results = RunResults {
+        schema_version: spark_results::SCHEMA_VERSION,
+        tool: "spark-perf 0.1.0".to_owned(),
+        started_unix_ms: 1_795_441_408_000,
+        engine: EngineInfo {
+            url: "http://127.0.0.1:8000".to_owned(),
+            model: format!("{service}-model"),
+            max_model_len: Some(32_768),
+            prompt_calibration: CalibrationMethod::Tokenize,
+            ignore_eos_honoured: Some(true),
+            notes: Vec::new(),
+        },
+        scenarios: vec![scenario("throughput", speed, 0)],
+        stopped: None,
+    };
+    if speed < 1.0 {
+        let mut short = scenario("long-context-32k", speed, 2);
+        short
+            .notes
+            .push("input clamped to 16284 tokens: max_model_len 16384 − max_tokens 100".to_owned());
+        short.aggregate.n_short_outputs = 3;
+        results.scenarios.push(short);
+    }
+    EngineRun {
+        service: service.to_owned(),
+        flavor: "vllm".to_owned(),
+        model: Some(format!("{service}-model")),
+        outcome: EngineOutcome::Ok,
+        startup: Some(StartupCost {
+            created_s: 0.05,
+            started_s: 0.4,
+            port_open_s: Some(healthy_s / 2.0),
+            healthy_s: Some(healthy_s),
+        }),
+        provenance: Some(Provenance {
+            image: "spark-sim:dev".to_owned(),
+            image_id: Some("sha256:c7d709e1953a".to_owned()),
+            repo_digests: Vec::new(),
+            command: vec!["--profile".to_owned(), service.to_owned()],
+            env_names: vec!["HF_TOKEN".to_owned()],
+            config_hash: Some("abc123".to_owned()),
+            engine_version: Some("0.11.0".to_owned()),
+        }),
+        results: Some(results),
+    }
+}
+
+pub(crate) fn suite() -> SuiteResults {
+    SuiteResults {
+        schema_version: spark_results::SUITE_SCHEMA_VERSION,
+        tool: "spark-perf 0.1.0".to_owned(),
+        started_unix_ms: 1_795_441_408_000,
+        finished_unix_ms: Some(1_795_441_708_000),
+        complete: true,
+        stopped: None,
+        source: "compose/sim.yml (project sim)".to_owned(),
+        engines: vec![
+            engine("fp8-moe", 2.0, 12.5),
+            engine("bf16-dense", 0.5, 30.25),
+            EngineRun {
+                service: "crashy".to_owned(),
+                flavor: "vllm".to_owned(),
+                model: None,
+                outcome: EngineOutcome::Failed {
+                    phase: "health".to_owned(),
+                    reason: "container exited with code 2 while loading\nlast log line: error"
+                        .to_owned(),
+                },
+                startup: None,
+                provenance: None,
+                results: None,
+            },
+        ],
+    }
+}
