@@ -197,3 +197,17 @@ fn json_round_trips() {
     let back: SuiteResults = serde_json::from_str(&json).expect("valid JSON");
     assert_eq!(back, suite());
 }
+
+#[test]
+fn html_report_is_self_contained() {
+    let html = render::html::render(&suite());
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    // Nothing is fetched: no external URL in src/href attributes.
+    for attribute in ["src=\"http", "href=\"http", "src='http", "@import", "url("] {
+        assert!(!html.contains(attribute), "found {attribute}");
+    }
+    // The crashed engine's reason and the charts are there.
+    assert!(html.contains("container exited with code 2"));
+    assert!(html.matches("<svg").count() >= 8, "charts missing");
+    assert!(html.contains("long context: input length vs TTFT p50"));
+}

@@ -1,7 +1,9 @@
 //! The renderers, one per format, all drawing from the same
 //! [`SuiteResults`] through the comparison model of `compare_table`.
 
+pub mod html;
 pub mod markdown;
+pub mod svg;
 pub mod text;
 
 use spark_results::SuiteResults;
