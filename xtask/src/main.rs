@@ -5,8 +5,10 @@
 //! `cargo build`/`cargo test` is Rust code in the repository rather than a
 //! shell script only one machine runs: building the spark-sim Docker image
 //! from a static binary (there is no image registry, so no base image can be
-//! pulled and the image is `FROM scratch`).
+//! pulled and the image is `FROM scratch`), and checking compose files with
+//! the same parser `spark-perf run` uses.
 
+mod compose_validate;
 mod sim_image;
 
 use std::process::ExitCode;
@@ -17,6 +19,9 @@ usage: cargo xtask <command> [options]
 commands:
   sim-image [--tag TAG]   build spark-sim as a static binary and the Docker
                           image TAG (default spark-sim:dev) FROM scratch
+  compose-validate [--env-file F] [--profile P] [FILE...]
+                          check compose files (default: compose/*.yml);
+                          exit 0 valid (warnings allowed), 1 errors found
   help                    print this message
 ";
 
@@ -24,6 +29,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("sim-image") => sim_image::run(&args[1..]),
+        Some("compose-validate") => match compose_validate::run(&args[1..]) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(err) => Err(err),
+        },
         Some("help" | "--help" | "-h") | None => {
             eprint!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -154,9 +154,12 @@ fn flag_value(words: &[String], flags: &[&str]) -> Option<String> {
     None
 }
 
-/// The first positional word after `serve` (`vllm serve MODEL`).
+/// The first positional word after `serve` (`vllm serve MODEL`,
+/// `trtllm-serve MODEL`, `trtllm-serve serve MODEL`).
 fn positional_after_serve(words: &[String]) -> Option<String> {
-    let serve = words.iter().position(|w| w == "serve")?;
+    let serve = words
+        .iter()
+        .rposition(|w| w == "serve" || w.rsplit('/').next() == Some("trtllm-serve"))?;
     words
         .get(serve + 1)
         .filter(|w| !w.starts_with('-'))
