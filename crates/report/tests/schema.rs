@@ -1,0 +1,44 @@
+//! The JSON report against the schema committed in `docs/results.schema.json`.
+//! The schema forbids unknown keys, so a field added to the result types
+//! without the schema (and so without its documentation) fails here.
+
+mod common;
+
+use spark_report::render;
+
+fn schema() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/results.schema.json"
+    );
+    let text = std::fs::read_to_string(path).expect("docs/results.schema.json exists");
+    serde_json::from_str(&text).expect("the schema is JSON")
+}
+
+fn errors(schema: &serde_json::Value, instance: &serde_json::Value) -> Vec<String> {
+    let validator = jsonschema::validator_for(schema).expect("the schema is valid");
+    validator
+        .iter_errors(instance)
+        .map(|err| format!("{} at {}", err, err.instance_path()))
+        .collect()
+}
+
+#[test]
+fn json_report_conforms_to_the_committed_schema() {
+    let json: serde_json::Value =
+        serde_json::from_str(&render::json(&common::suite())).expect("JSON");
+    let errors = errors(&schema(), &json);
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn the_schema_rejects_unknown_keys_and_wrong_types() {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&render::json(&common::suite())).expect("JSON");
+    json["engines"][0]["surprise"] = serde_json::json!(1);
+    json["engines"][1]["outcome"] = serde_json::json!({"status": "exploded"});
+    json["engines"][0]["results"]["scenarios"][0]["aggregate"]["ttft_ms"]["p50"] =
+        serde_json::json!("fast");
+    let errors = errors(&schema(), &json);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+}
