@@ -11,8 +11,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 /// The decoded payload.
 #[derive(Debug, PartialEq)]
@@ -250,7 +250,14 @@ mod tests {
 
     #[test]
     fn garbage_is_invalid_not_a_panic() {
-        for data in ["", "{", "[1,2]", "null", "{\"choices\":7}", "{\"choices\":[{\"delta\":{\"content\":5}}]}"] {
+        for data in [
+            "",
+            "{",
+            "[1,2]",
+            "null",
+            "{\"choices\":7}",
+            "{\"choices\":[{\"delta\":{\"content\":5}}]}",
+        ] {
             assert!(
                 matches!(parse(data.as_bytes()), Payload::Invalid(_)),
                 "{data:?}"

@@ -75,6 +75,10 @@ mod tests {
         let direct = monotonic_ns();
         let converted = clock.ns(now);
         assert!(direct >= converted, "{direct} < {converted}");
-        assert!(direct - converted < 1_000_000, "off by {} ns", direct - converted);
+        assert!(
+            direct - converted < 1_000_000,
+            "off by {} ns",
+            direct - converted
+        );
     }
 }

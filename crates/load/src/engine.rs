@@ -157,7 +157,7 @@ impl Engine {
         let (served, max_model_len) = list_models(&client, &base, auth.as_ref()).await?;
         let model = match config.model {
             Some(model) => {
-                if !served.iter().any(|m| *m == model) {
+                if !served.contains(&model) {
                     return Err(LoadError::UnknownModel {
                         url: base.clone(),
                         model,
@@ -166,9 +166,10 @@ impl Engine {
                 }
                 model
             }
-            None => served.first().cloned().ok_or_else(|| LoadError::NoModel {
-                url: base.clone(),
-            })?,
+            None => served
+                .first()
+                .cloned()
+                .ok_or_else(|| LoadError::NoModel { url: base.clone() })?,
         };
         let max_model_len = max_model_len.get(&model).copied().flatten();
         let session = crate::clock::monotonic_ns() % 1_000_000;
@@ -205,7 +206,11 @@ impl Engine {
 
     /// What was discovered about the engine.
     pub fn info(&self) -> EngineInfo {
-        self.inner.info.lock().map(|i| i.clone()).unwrap_or_else(|e| e.into_inner().clone())
+        self.inner
+            .info
+            .lock()
+            .map(|i| i.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// The model every request names.
@@ -287,7 +292,9 @@ impl Engine {
         if let Some(found) = self.lock_shapes().get(&key) {
             return found.clone();
         }
-        let calibrated = self.calibrate(endpoint, input_tokens, shared_prefix_tokens).await;
+        let calibrated = self
+            .calibrate(endpoint, input_tokens, shared_prefix_tokens)
+            .await;
         self.lock_shapes().insert(key, calibrated.clone());
         calibrated
     }
@@ -317,14 +324,25 @@ impl Engine {
             (shared_prefix as f64 / 1.3) as usize
         } else {
             let mut probe = async |words: usize| {
-                count(&PromptShape { shared_words: words, words: 0, pads: 0 }).await
+                count(&PromptShape {
+                    shared_words: words,
+                    words: 0,
+                    pads: 0,
+                })
+                .await
             };
-            largest_within(shared_prefix, &mut probe).await.map_or(0, |(w, _)| w)
+            largest_within(shared_prefix, &mut probe)
+                .await
+                .map_or(0, |(w, _)| w)
         };
         if method == CalibrationMethod::Estimate {
             let words = ((target.saturating_sub(12)) as f64 / 1.3) as usize;
             return Calibrated {
-                shape: PromptShape { shared_words, words: words.saturating_sub(shared_words), pads: 0 },
+                shape: PromptShape {
+                    shared_words,
+                    words: words.saturating_sub(shared_words),
+                    pads: 0,
+                },
                 tokens: estimate(words),
                 note: Some(format!(
                     "prompt of {target} tokens sized by an estimate (1.3 tokens per word): the engine has no /tokenize and did not report usage"
@@ -332,25 +350,49 @@ impl Engine {
             };
         }
         let mut probe = async |words: usize| {
-            count(&PromptShape { shared_words, words, pads: 0 }).await
+            count(&PromptShape {
+                shared_words,
+                words,
+                pads: 0,
+            })
+            .await
         };
         let Some((words, tokens)) = largest_within(target, &mut probe).await else {
             return Calibrated {
-                shape: PromptShape { shared_words, words: 0, pads: 0 },
+                shape: PromptShape {
+                    shared_words,
+                    words: 0,
+                    pads: 0,
+                },
                 tokens: 0,
-                note: Some(format!("could not calibrate a prompt of {target} tokens; sent the shortest prompt")),
+                note: Some(format!(
+                    "could not calibrate a prompt of {target} tokens; sent the shortest prompt"
+                )),
             };
         };
         // Pad with single tokens up to the target; re-check, since a pad can
         // merge with its neighbour in some tokenizers.
-        let mut best = (PromptShape { shared_words, words, pads: 0 }, tokens);
+        let mut best = (
+            PromptShape {
+                shared_words,
+                words,
+                pads: 0,
+            },
+            tokens,
+        );
         let mut pads = (target - tokens) as usize;
         for _ in 0..4 {
             if best.1 == target || pads == 0 {
                 break;
             }
-            let shape = PromptShape { shared_words, words, pads };
-            let Some(got) = count(&shape).await else { break };
+            let shape = PromptShape {
+                shared_words,
+                words,
+                pads,
+            };
+            let Some(got) = count(&shape).await else {
+                break;
+            };
             if got <= target && got > best.1 {
                 best = (shape, got);
             }
@@ -363,11 +405,20 @@ impl Engine {
         let note = (tokens != target).then(|| {
             format!("asked for a {target}-token prompt; the closest the engine's tokenizer allowed is {tokens}")
         });
-        Calibrated { shape, tokens, note }
+        Calibrated {
+            shape,
+            tokens,
+            note,
+        }
     }
 
     /// How the engine counts `text` as a prompt of `endpoint`.
-    async fn count_tokens(&self, method: CalibrationMethod, endpoint: Endpoint, text: &str) -> Option<u32> {
+    async fn count_tokens(
+        &self,
+        method: CalibrationMethod,
+        endpoint: Endpoint,
+        text: &str,
+    ) -> Option<u32> {
         match method {
             CalibrationMethod::Tokenize => self.tokenize(endpoint, text).await,
             CalibrationMethod::UsageProbe => self.usage_probe(endpoint, text).await.map(|(p, _)| p),
@@ -391,17 +442,29 @@ impl Engine {
         };
         let body = Bytes::from(serde_json::to_vec(&body).ok()?);
         let url = format!("{}/tokenize", self.inner.base);
-        let response = self.post(&url, body).timeout(PROBE_TIMEOUT).send().await.ok()?;
+        let response = self
+            .post(&url, body)
+            .timeout(PROBE_TIMEOUT)
+            .send()
+            .await
+            .ok()?;
         if !response.status().is_success() {
             return None;
         }
         let bytes = response.bytes().await.ok()?;
-        serde_json::from_slice::<Tokenized>(&bytes).ok().map(|t| t.count)
+        serde_json::from_slice::<Tokenized>(&bytes)
+            .ok()
+            .map(|t| t.count)
     }
 
     /// A non-streaming generation; returns (prompt tokens, completion tokens).
     async fn usage_probe(&self, endpoint: Endpoint, text: &str) -> Option<(u32, u32)> {
-        let params = BodyParams { max_tokens: 1, temperature: 0.0, stream: false, exact_output: false };
+        let params = BodyParams {
+            max_tokens: 1,
+            temperature: 0.0,
+            stream: false,
+            exact_output: false,
+        };
         let (prompt, completion) = self.generate_once(endpoint, text, &params).await.ok()?;
         Some((prompt?, completion.unwrap_or(0)))
     }
@@ -446,7 +509,9 @@ impl Engine {
             return CalibrationMethod::UsageProbe;
         }
         self.update_info(|info| {
-            info.notes.push("neither /tokenize nor usage answered: prompt lengths are estimates".to_owned());
+            info.notes.push(
+                "neither /tokenize nor usage answered: prompt lengths are estimates".to_owned(),
+            );
         });
         CalibrationMethod::Estimate
     }
@@ -454,8 +519,16 @@ impl Engine {
     /// Whether asking for exactly N tokens gives N tokens.
     async fn probe_ignore_eos(&self) -> bool {
         const N: u32 = 24;
-        let params = BodyParams { max_tokens: N, temperature: 0.0, stream: false, exact_output: true };
-        match self.generate_once(Endpoint::Chat, "Say yes.", &params).await {
+        let params = BodyParams {
+            max_tokens: N,
+            temperature: 0.0,
+            stream: false,
+            exact_output: true,
+        };
+        match self
+            .generate_once(Endpoint::Chat, "Say yes.", &params)
+            .await
+        {
             Ok((_, Some(n))) if n == N => true,
             Ok((_, got)) => {
                 self.update_info(|info| {
@@ -534,10 +607,10 @@ async fn largest_within(
         // Stay strictly inside the bracket so it shrinks; bisect when the
         // secant stalls at an end.
         let mut next = next.floor() as usize;
-        if let Some(h) = hi {
-            if next <= lo.0 || next >= h.0 {
-                next = lo.0 + (h.0 - lo.0) / 2;
-            }
+        if let Some(h) = hi
+            && (next <= lo.0 || next >= h.0)
+        {
+            next = lo.0 + (h.0 - lo.0) / 2;
         }
         x = next;
     }
@@ -561,7 +634,8 @@ fn normalize_url(url: &str) -> Result<String, LoadError> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(LoadError::InvalidUrl {
             url: "<redacted: the URL has credentials>".to_owned(),
-            reason: "put the API key in an environment variable (--api-key-env), not in the URL".to_owned(),
+            reason: "put the API key in an environment variable (--api-key-env), not in the URL"
+                .to_owned(),
         });
     }
     Ok(trimmed.to_owned())
@@ -588,17 +662,34 @@ async fn list_models(
     if let Some(auth) = auth {
         request = request.header(AUTHORIZATION, auth.clone());
     }
-    let failed = |message: String| LoadError::ListModels { url: url.clone(), message };
+    let failed = |message: String| LoadError::ListModels {
+        url: url.clone(),
+        message,
+    };
     let response = request.send().await.map_err(|e| failed(error_chain(&e)))?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| failed(error_chain(&e)))?;
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| failed(error_chain(&e)))?;
     if !status.is_success() {
-        return Err(failed(format!("HTTP {status}: {}", chunk::error_message(&bytes))));
+        return Err(failed(format!(
+            "HTTP {status}: {}",
+            chunk::error_message(&bytes)
+        )));
     }
-    let models: Models = serde_json::from_slice(&bytes)
-        .map_err(|e| failed(format!("not a model list ({e}): {}", chunk::excerpt(&bytes))))?;
+    let models: Models = serde_json::from_slice(&bytes).map_err(|e| {
+        failed(format!(
+            "not a model list ({e}): {}",
+            chunk::excerpt(&bytes)
+        ))
+    })?;
     let names = models.data.iter().map(|c| c.id.clone()).collect();
-    let lens = models.data.into_iter().map(|c| (c.id, c.max_model_len)).collect();
+    let lens = models
+        .data
+        .into_iter()
+        .map(|c| (c.id, c.max_model_len))
+        .collect();
     Ok((names, lens))
 }
 
@@ -623,10 +714,19 @@ mod tests {
 
     #[test]
     fn urls_are_normalized_and_credentials_refused() {
-        assert_eq!(normalize_url("http://h:1/v1/").ok().as_deref(), Some("http://h:1"));
-        assert_eq!(normalize_url("http://h:1").ok().as_deref(), Some("http://h:1"));
+        assert_eq!(
+            normalize_url("http://h:1/v1/").ok().as_deref(),
+            Some("http://h:1")
+        );
+        assert_eq!(
+            normalize_url("http://h:1").ok().as_deref(),
+            Some("http://h:1")
+        );
         assert!(normalize_url("ftp://h").is_err());
-        let err = normalize_url("http://u:secret@h").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = normalize_url("http://u:secret@h")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(!err.contains("secret"), "{err}");
     }
 
@@ -647,7 +747,10 @@ mod tests {
             };
             let (x, got) = largest_within(target, &mut count).await.expect("fits");
             assert!(got <= target);
-            assert!(9 + ((x + 1) as f64 * 1.7).floor() as u32 > target, "target {target}: {x}");
+            assert!(
+                9 + ((x + 1) as f64 * 1.7).floor() as u32 > target,
+                "target {target}: {x}"
+            );
             assert!(calls <= 12, "target {target}: {calls} probes");
         }
         let mut too_big = async |_x: usize| Some(100u32);

@@ -46,7 +46,8 @@ impl LogHistogram {
             if self.octaves.len() <= octave {
                 self.octaves.resize(octave + 1, None);
             }
-            let counts = self.octaves[octave].get_or_insert_with(|| vec![0; SUB].into_boxed_slice());
+            let counts =
+                self.octaves[octave].get_or_insert_with(|| vec![0; SUB].into_boxed_slice());
             counts[sub] += 1;
         }
         if self.count == 0 || value < self.min {
@@ -173,7 +174,10 @@ mod tests {
             let rank = ((q * values.len() as f64).ceil() as usize).max(1);
             let exact = values[rank - 1] as f64;
             let got = h.quantile(q).expect("samples") as f64;
-            assert!((got - exact).abs() / exact <= 1.0 / 1024.0, "q {q}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() / exact <= 1.0 / 1024.0,
+                "q {q}: {got} vs {exact}"
+            );
         }
         let d = h.distribution(1.0);
         assert_eq!(d.min, Some(1_000.0));
@@ -187,13 +191,21 @@ mod tests {
         let mut all = LogHistogram::default();
         for v in 0..5_000u64 {
             let value = v * v * 31 + 7;
-            if v % 3 == 0 { a.record(value) } else { b.record(value) }
+            if v % 3 == 0 {
+                a.record(value);
+            } else {
+                b.record(value);
+            }
             all.record(value);
         }
         a.merge(&b);
         let (merged, direct) = (a.distribution(1e6), all.distribution(1e6));
-        assert_eq!((merged.n, merged.min, merged.p50, merged.p99, merged.max), (direct.n, direct.min, direct.p50, direct.p99, direct.max));
-        let close = |x: Option<f64>, y: Option<f64>| (x.unwrap_or(0.0) - y.unwrap_or(0.0)).abs() < 1e-9;
+        assert_eq!(
+            (merged.n, merged.min, merged.p50, merged.p99, merged.max),
+            (direct.n, direct.min, direct.p50, direct.p99, direct.max)
+        );
+        let close =
+            |x: Option<f64>, y: Option<f64>| (x.unwrap_or(0.0) - y.unwrap_or(0.0)).abs() < 1e-9;
         assert!(close(merged.mean, direct.mean) && close(merged.stddev, direct.stddev));
         assert_eq!(LogHistogram::default().distribution(1.0).p50, None);
     }

@@ -118,3 +118,24 @@ pub enum LoadError {
         err: std::io::Error,
     },
 }
+
+/// For `cargo bench -p spark-load` only, not an API: parses a stream body
+/// the way a request does (SSE framing, then each payload), fed in reads of
+/// `read_size` bytes, and returns the number of token-carrying chunks.
+#[doc(hidden)]
+pub fn bench_parse_body(body: &[u8], read_size: usize) -> u32 {
+    use std::ops::ControlFlow;
+    let mut parser = sse::SseParser::default();
+    let mut n_tokens = 0u32;
+    let mut on_event = |data: &[u8]| {
+        if let chunk::Payload::Chunk(info) = chunk::parse(data) {
+            n_tokens += u32::from(info.content || info.reasoning);
+        }
+        ControlFlow::Continue(())
+    };
+    for read in body.chunks(read_size.max(1)) {
+        let _ = parser.feed(read, &mut on_event);
+    }
+    let _ = parser.finish(&mut on_event);
+    n_tokens
+}

@@ -224,6 +224,7 @@ pub(crate) async fn execute(
             });
         } else {
             let mut parser = SseParser::default();
+            let mut between_armed = false;
             let ended = loop {
                 tokio::select! {
                     biased;
@@ -235,6 +236,12 @@ pub(crate) async fn execute(
                             if flow.is_break() {
                                 break Ended::Stopped;
                             }
+                            if !between_armed && state.last_token.is_some() {
+                                // Once, at the first token: the between-token
+                                // deadline can be earlier than the first-token one.
+                                between_armed = true;
+                                timer.as_mut().reset((now + timeouts.between_tokens).min(total_deadline).into());
+                            }
                         }
                         Ok(None) => {
                             let now = Instant::now();
@@ -242,7 +249,11 @@ pub(crate) async fn execute(
                             break Ended::Eof;
                         }
                         Err(err) => {
-                            state.failure = Some(classify_body_error(&err, &state));
+                            // After [DONE] the response is complete; a broken
+                            // body end (an engine that closes at once) is not a failure.
+                            if !state.done {
+                                state.failure = Some(classify_body_error(&err, &state));
+                            }
                             break Ended::Stopped;
                         }
                     },
@@ -268,7 +279,9 @@ pub(crate) async fn execute(
                         timer.as_mut().reset(phase_deadline.min(total_deadline).into());
                     },
                     () = cancel.cancelled() => {
-                        state.failure = Some(failure(FailureClass::Cancelled, "cancelled while streaming".to_owned()));
+                        if !state.done {
+                            state.failure = Some(failure(FailureClass::Cancelled, "cancelled while streaming".to_owned()));
+                        }
                         break Ended::Stopped;
                     },
                 }
@@ -281,7 +294,11 @@ pub(crate) async fn execute(
                     }
                 }
             };
-            if state.failure.is_none() && matches!(ended, Ended::Eof) && !state.done && state.finish_reason.is_none() {
+            if state.failure.is_none()
+                && matches!(ended, Ended::Eof)
+                && !state.done
+                && state.finish_reason.is_none()
+            {
                 state.failure = Some(failure(
                     FailureClass::Truncated,
                     format!(
@@ -335,7 +352,8 @@ fn build_record(
         Some(n) if ok && !e2e.is_zero() => Some(n as f64 / e2e.as_secs_f64()),
         _ => None,
     };
-    let short_output = ok && spec.exact_output && output_tokens.is_some_and(|n| n < spec.max_tokens);
+    let short_output =
+        ok && spec.exact_output && output_tokens.is_some_and(|n| n < spec.max_tokens);
     RequestRecord {
         scenario: spec.scenario,
         request_idx: spec.request_idx,
@@ -415,17 +433,20 @@ fn classify_body_error(err: &reqwest::Error, state: &StreamState) -> Failure {
     // The peer closed the connection mid-body (hyper: "incomplete message").
     failure(
         FailureClass::Truncated,
-        format!("the stream broke after {} token chunks: {message}", state.token_chunks),
+        format!(
+            "the stream broke after {} token chunks: {message}",
+            state.token_chunks
+        ),
     )
 }
 
 fn has_io_kind(err: &(dyn std::error::Error + 'static), kinds: &[std::io::ErrorKind]) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(inner) = source {
-        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-            if kinds.contains(&io.kind()) {
-                return true;
-            }
+        if let Some(io) = inner.downcast_ref::<std::io::Error>()
+            && kinds.contains(&io.kind())
+        {
+            return true;
         }
         source = inner.source();
     }

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spark_results::{
-    Arrival, FailureClass, RequestRecord, RunResults, ScenarioAggregate, ScenarioResult,
-    SCHEMA_VERSION,
+    Arrival, FailureClass, RequestRecord, RunResults, SCHEMA_VERSION, ScenarioAggregate,
+    ScenarioResult,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -122,7 +122,11 @@ pub async fn run_scenario(
         }
     }
     let calibrated = engine
-        .calibrated(config.endpoint, config.input_tokens, config.shared_prefix_tokens)
+        .calibrated(
+            config.endpoint,
+            config.input_tokens,
+            config.shared_prefix_tokens,
+        )
         .await;
     tracing::debug!(scenario = %scenario.name, tokens = calibrated.tokens, shape = ?calibrated.shape, "calibrated prompt");
     if let Some(note) = &calibrated.note {
@@ -189,14 +193,15 @@ pub async fn run_scenario(
                 }
             }
         }
-        if !scenario.discard {
-            if let Err(err) = sink.write(&record) {
-                if !sink_error_reported {
-                    sink_error_reported = true;
-                    tracing::error!("cannot write a request record: {err}");
-                    notes.push(format!("records could not be written as they were measured: {err}"));
-                }
-            }
+        if !scenario.discard
+            && let Err(err) = sink.write(&record)
+            && !sink_error_reported
+        {
+            sink_error_reported = true;
+            tracing::error!("cannot write a request record: {err}");
+            notes.push(format!(
+                "records could not be written as they were measured: {err}"
+            ));
         }
         if options.keep_records {
             records.push(record);
@@ -242,7 +247,10 @@ struct WorkerShared {
 
 /// Sends requests until there are none left or the scenario stops; returns
 /// its inter-token histogram.
-async fn worker(shared: Arc<WorkerShared>, tx: mpsc::UnboundedSender<RequestRecord>) -> LogHistogram {
+async fn worker(
+    shared: Arc<WorkerShared>,
+    tx: mpsc::UnboundedSender<RequestRecord>,
+) -> LogHistogram {
     let mut itl = LogHistogram::default();
     loop {
         if shared.stop.is_cancelled() {
@@ -252,7 +260,11 @@ async fn worker(shared: Arc<WorkerShared>, tx: mpsc::UnboundedSender<RequestReco
         if request_idx >= shared.n_requests {
             break;
         }
-        let due = shared.schedule.as_ref().and_then(|s| s.get(request_idx as usize)).copied();
+        let due = shared
+            .schedule
+            .as_ref()
+            .and_then(|s| s.get(request_idx as usize))
+            .copied();
         if let Some(due) = due {
             tokio::select! {
                 () = tokio::time::sleep_until((shared.start + due).into()) => {}
@@ -273,7 +285,8 @@ async fn worker(shared: Arc<WorkerShared>, tx: mpsc::UnboundedSender<RequestReco
             exact_output: shared.params.exact_output,
             scheduled_ms: due.map(|d| d.as_secs_f64() * 1e3),
         };
-        let record = request::execute(&shared.engine, spec, shared.start, &mut itl, &shared.stop).await;
+        let record =
+            request::execute(&shared.engine, spec, shared.start, &mut itl, &shared.stop).await;
         if tx.send(record).is_err() {
             break;
         }
@@ -340,10 +353,16 @@ impl Collector {
     fn add(&mut self, r: &RequestRecord) {
         self.n_requests += 1;
         let end_ms = r.start_ms + r.e2e_ms;
-        self.first_start_ms = Some(self.first_start_ms.map_or(r.start_ms, |s| s.min(r.start_ms)));
+        self.first_start_ms = Some(
+            self.first_start_ms
+                .map_or(r.start_ms, |s| s.min(r.start_ms)),
+        );
         self.last_end_ms = Some(self.last_end_ms.map_or(end_ms, |e| e.max(end_ms)));
         if let Some(f) = &r.failure {
-            *self.failures_by_class.entry(f.class.as_str().to_owned()).or_default() += 1;
+            *self
+                .failures_by_class
+                .entry(f.class.as_str().to_owned())
+                .or_default() += 1;
             return;
         }
         self.n_ok += 1;
@@ -374,7 +393,13 @@ impl Collector {
             (Some(s), Some(e)) => ((e - s) / 1e3).max(0.0),
             _ => 0.0,
         };
-        let per_s = |x: f64| if duration_s > 0.0 { x / duration_s } else { 0.0 };
+        let per_s = |x: f64| {
+            if duration_s > 0.0 {
+                x / duration_s
+            } else {
+                0.0
+            }
+        };
         ScenarioAggregate {
             n_requests: self.n_requests,
             n_ok: self.n_ok,
@@ -405,7 +430,8 @@ mod tests {
 
     #[test]
     fn poisson_schedule_has_the_asked_rate() {
-        let times = arrival_schedule(&Arrival::Poisson { rate_rps: 50.0 }, 20_000, 7).expect("open loop");
+        let times =
+            arrival_schedule(&Arrival::Poisson { rate_rps: 50.0 }, 20_000, 7).expect("open loop");
         let span = times.last().expect("times").as_secs_f64();
         let rate = (times.len() - 1) as f64 / span;
         assert!((rate - 50.0).abs() < 2.0, "rate {rate}");

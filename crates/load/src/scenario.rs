@@ -147,8 +147,16 @@ pub fn builtin() -> Vec<Scenario> {
             config(tokens, 100, 0.7, 3, 1),
         ));
     }
-    all.push(scenario("sequential", "sequential", config(128, 128, 0.7, 10, 1)));
-    all.push(scenario("throughput", "throughput", config(256, 256, 0.0, 64, 16)));
+    all.push(scenario(
+        "sequential",
+        "sequential",
+        config(128, 128, 0.7, 10, 1),
+    ));
+    all.push(scenario(
+        "throughput",
+        "throughput",
+        config(256, 256, 0.0, 64, 16),
+    ));
     for &rate in RATE_SWEEP_RPS {
         let mut c = config(256, 256, 0.0, 32, 256);
         c.arrival = Arrival::Poisson { rate_rps: rate };
@@ -255,10 +263,10 @@ fn validate(s: &Scenario) -> Result<(), String> {
     if !(0.0..=10.0).contains(&c.temperature) {
         return bad("temperature must be between 0 and 10");
     }
-    if let Arrival::Poisson { rate_rps } = c.arrival {
-        if !(rate_rps > 0.0 && rate_rps.is_finite()) {
-            return bad("rate_rps must be a positive number");
-        }
+    if let Arrival::Poisson { rate_rps } = c.arrival
+        && !(rate_rps > 0.0 && rate_rps.is_finite())
+    {
+        return bad("rate_rps must be a positive number");
     }
     if c.shared_prefix_tokens > c.input_tokens {
         return bad("shared_prefix_tokens cannot exceed input_tokens");
@@ -272,14 +280,17 @@ fn validate(s: &Scenario) -> Result<(), String> {
 pub fn select(all: &[Scenario], names: Option<&[String]>) -> Result<Vec<Scenario>, LoadError> {
     let wanted: Vec<String> = match names {
         None => DEFAULT_GROUPS.iter().map(|s| (*s).to_owned()).collect(),
-        Some(names) => names.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        Some(names) => names
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
     };
     let everything = wanted.iter().any(|w| w == "all");
     let defaults = wanted.iter().any(|w| w == "default");
     for w in &wanted {
-        let known = w == "all"
-            || w == "default"
-            || all.iter().any(|s| s.name == *w || s.group == *w);
+        let known =
+            w == "all" || w == "default" || all.iter().any(|s| s.name == *w || s.group == *w);
         if !known {
             let mut names: Vec<&str> = all.iter().map(|s| s.group.as_str()).collect();
             names.extend(all.iter().map(|s| s.name.as_str()));
@@ -300,10 +311,11 @@ pub fn select(all: &[Scenario], names: Option<&[String]>) -> Result<Vec<Scenario
         .cloned()
         .collect();
     let mut out = Vec::with_capacity(picked.len() + 1);
-    if !picked.is_empty() && !picked.iter().any(|s| s.discard) {
-        if let Some(warmup) = all.iter().find(|s| s.discard) {
-            out.push(warmup.clone());
-        }
+    if !picked.is_empty()
+        && !picked.iter().any(|s| s.discard)
+        && let Some(warmup) = all.iter().find(|s| s.discard)
+    {
+        out.push(warmup.clone());
     }
     out.extend(picked);
     Ok(out)
@@ -338,9 +350,15 @@ mod tests {
     #[test]
     fn defaults_follow_the_reports() {
         let all = builtin();
-        let t = all.iter().find(|s| s.name == "throughput").map(|s| &s.config);
+        let t = all
+            .iter()
+            .find(|s| s.name == "throughput")
+            .map(|s| &s.config);
         let t = t.expect("throughput");
-        assert_eq!((t.concurrency, t.requests, t.max_tokens, t.temperature), (16, 64, 256, 0.0));
+        assert_eq!(
+            (t.concurrency, t.requests, t.max_tokens, t.temperature),
+            (16, 64, 256, 0.0)
+        );
         let picked = select(&all, None).expect("defaults");
         assert_eq!(picked[0].name, "warmup");
         assert!(names(&picked).contains(&"long-context-32k"));
@@ -350,10 +368,21 @@ mod tests {
     #[test]
     fn selection_by_group_and_name_adds_warmup() {
         let all = builtin();
-        let picked = select(&all, Some(&["long-context".to_owned(), "sequential".to_owned()])).expect("known");
+        let picked = select(
+            &all,
+            Some(&["long-context".to_owned(), "sequential".to_owned()]),
+        )
+        .expect("known");
         assert_eq!(
             names(&picked),
-            ["warmup", "long-context-1k", "long-context-8k", "long-context-16k", "long-context-32k", "sequential"]
+            [
+                "warmup",
+                "long-context-1k",
+                "long-context-8k",
+                "long-context-16k",
+                "long-context-32k",
+                "sequential"
+            ]
         );
         let err = select(&all, Some(&["nope".to_owned()])).expect_err("unknown");
         assert!(err.to_string().contains("throughput"), "{err}");
@@ -378,7 +407,14 @@ mod tests {
     #[test]
     fn overrides_skip_warmup() {
         let mut picked = select(&builtin(), Some(&["throughput".to_owned()])).expect("known");
-        apply_overrides(&mut picked, &Overrides { concurrency: Some(4), max_tokens: Some(8), ..Overrides::default() });
+        apply_overrides(
+            &mut picked,
+            &Overrides {
+                concurrency: Some(4),
+                max_tokens: Some(8),
+                ..Overrides::default()
+            },
+        );
         assert_eq!(picked[0].config.concurrency, 1);
         assert_eq!(picked[1].config.concurrency, 4);
         assert_eq!(picked[1].config.max_tokens, 8);

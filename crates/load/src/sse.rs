@@ -178,7 +178,10 @@ mod tests {
             for second_idx in split_idx..=bytes.len() {
                 let (b1, b2) = b.split_at(second_idx - split_idx);
                 let got = parse_pieces(&[a, b1, b2]);
-                assert_eq!(got, expected, "splits at {split_idx}, {second_idx} of {input:?}");
+                assert_eq!(
+                    got, expected,
+                    "splits at {split_idx}, {second_idx} of {input:?}"
+                );
             }
         }
         let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
@@ -189,7 +192,10 @@ mod tests {
 
     #[test]
     fn lf_framing() {
-        check_every_split(VLLM, &["{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}", "[DONE]"]);
+        check_every_split(
+            VLLM,
+            &["{\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}", "[DONE]"],
+        );
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub enum Command {
     /// Run spark-sim, the embedded simulated engine, as a local process and
     /// stream one completion from it (no GPU, no Docker).
     Demo(commands::demo::DemoOpts),
+    /// Run benchmark scenarios against an engine that is already up (no
+    /// Docker) and write DIR/results.json and DIR/requests.jsonl.
+    Bench(Box<commands::bench::BenchOpts>),
     /// Serve spark-sim, the simulated vLLM-like engine (same flags as the
     /// `spark-sim` binary; see docs/SIM.md).
     Sim(Box<spark_sim::SimArgs>),
@@ -76,6 +79,7 @@ pub fn main(opts: Opts) -> ExitCode {
 pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Demo(opts) => commands::demo::run(opts).await,
+        Command::Bench(opts) => commands::bench::run(*opts).await,
         Command::Sim(args) => commands::sim::run(*args).await,
     }
 }

@@ -1,0 +1,11 @@
+//! Loopback tests of the load engine against spark-sim (no mocks): accuracy
+//! against the sim's truth log, framing, exact prompt lengths, faults and
+//! the output-length probe. One test binary, so the suite links once.
+
+#![allow(unreachable_pub)]
+
+mod accuracy;
+mod common;
+mod faults;
+mod framing;
+mod lengths;
