@@ -59,14 +59,14 @@ pub(crate) fn default_files() -> anyhow::Result<Vec<PathBuf>> {
 /// The report for `files`: the lines to print and whether all are valid.
 pub(crate) fn validate(
     files: &[PathBuf],
-    env_file: Option<PathBuf>,
+    env_file: Option<&PathBuf>,
     profiles: &[String],
 ) -> (Vec<String>, bool) {
     let mut lines = Vec::new();
     let mut valid = true;
     for file in files {
         let mut options = LoadOptions::with_process_env(vec![file.clone()]);
-        options.env_file.clone_from(&env_file);
+        options.env_file = env_file.cloned();
         options.profiles = profiles.to_vec();
         let checked = ComposeProject::check(&options);
         let n_errors = checked
@@ -113,7 +113,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<bool> {
     if files.is_empty() {
         bail!("compose-validate: no compose files given and none in compose/");
     }
-    let (lines, valid) = validate(&files, args.env_file, &args.profiles);
+    let (lines, valid) = validate(&files, args.env_file.as_ref(), &args.profiles);
     for line in lines {
         println!("{line}");
     }

@@ -1323,3 +1323,91 @@ impl Drop for RunningService {
         free_slot(&self.active);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::LoadOptions;
+
+    fn dgx_project() -> ComposeProject {
+        let file =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../compose/dgx-spark.yml");
+        ComposeProject::load(&LoadOptions {
+            files: vec![file],
+            project_name: Some("dgx".into()),
+            environment: [("HF_TOKEN".to_owned(), "hf_value".to_owned())].into(),
+            ..LoadOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_create_body_carries_gpus_ulimits_ipc_mounts_ports_and_labels() {
+        let project = dgx_project();
+        let service = project.service("vllm-qwen3-30b-a3b-fp8").unwrap();
+        let body = container_body(&project, service, "sha256:abc");
+        let host = body.host_config.clone().unwrap();
+        let gpu = &host.device_requests.clone().unwrap()[0];
+        assert_eq!(
+            (gpu.driver.as_deref(), gpu.count),
+            (Some("nvidia"), Some(-1))
+        );
+        assert_eq!(gpu.capabilities, Some(vec![vec!["gpu".to_owned()]]));
+        assert_eq!(host.ipc_mode.as_deref(), Some("host"));
+        let ulimits: Vec<(String, i64, i64)> = host
+            .ulimits
+            .unwrap()
+            .into_iter()
+            .map(|u| (u.name.unwrap(), u.soft.unwrap(), u.hard.unwrap()))
+            .collect();
+        assert_eq!(
+            ulimits,
+            [
+                ("memlock".into(), -1, -1),
+                ("stack".into(), 67_108_864, 67_108_864)
+            ]
+        );
+        assert_eq!(
+            host.binds,
+            Some(vec!["/opt/hf:/root/.cache/huggingface:rw".to_owned()])
+        );
+        assert_eq!(host.network_mode.as_deref(), Some("dgx_default"));
+        let binding = &host.port_bindings.unwrap()["8000/tcp"].clone().unwrap()[0];
+        assert_eq!(binding.host_port.as_deref(), Some("8000"));
+        assert_eq!(body.exposed_ports, Some(vec!["8000/tcp".to_owned()]));
+        assert_eq!(body.stop_timeout, Some(30));
+        assert_eq!(
+            body.cmd.as_ref().unwrap()[..3],
+            ["vllm", "serve", "Qwen/Qwen3-30B-A3B-Instruct-2507-FP8"]
+        );
+        let env = body.env.unwrap();
+        assert!(env.contains(&"HF_TOKEN=hf_value".to_owned()), "{env:?}");
+        let labels = body.labels.unwrap();
+        assert_eq!(labels["com.docker.compose.project"], "dgx");
+        assert_eq!(
+            labels["com.docker.compose.service"],
+            "vllm-qwen3-30b-a3b-fp8"
+        );
+        assert_eq!(labels["com.docker.compose.image"], "sha256:abc");
+        let aliases = body.networking_config.unwrap().endpoints_config.unwrap()["dgx_default"]
+            .aliases
+            .clone();
+        assert_eq!(aliases, Some(vec!["vllm-qwen3-30b-a3b-fp8".to_owned()]));
+    }
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(
+            split_image_tag("nvcr.io/nvidia/vllm:25.09-py3"),
+            ("nvcr.io/nvidia/vllm".into(), "25.09-py3".into())
+        );
+        assert_eq!(
+            split_image_tag("localhost:5000/x"),
+            ("localhost:5000/x".into(), "latest".into())
+        );
+        assert_eq!(
+            split_image_tag("x@sha256:1"),
+            ("x@sha256:1".into(), String::new())
+        );
+    }
+}

@@ -162,12 +162,13 @@ pub enum OrchestratorError {
     },
 
     /// The container restarted (a crash loop under a restart policy).
-    #[error("service {service}: container {container} restarted {restart_count} time(s) before it became healthy (last exit code {exit_code}){}", log_tail_text(.log_tail))]
+    #[error("service {service}: container {container} restarted {restart_count} time(s) before it became healthy{}{}", exit_code_text(.exit_code), log_tail_text(.log_tail))]
     RestartedBeforeHealthy {
         service: String,
         container: String,
         restart_count: i64,
-        exit_code: i64,
+        /// The last exit code, when the daemon still reports it.
+        exit_code: Option<i64>,
         log_tail: Vec<String>,
     },
 
@@ -214,6 +215,13 @@ fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
 fn suggestion_text(suggestion: &Option<String>) -> String {
     match suggestion {
         Some(s) => format!(" (did you mean {s}?)"),
+        None => String::new(),
+    }
+}
+
+fn exit_code_text(exit_code: &Option<i64>) -> String {
+    match exit_code {
+        Some(code) => format!(" (last exit code {code})"),
         None => String::new(),
     }
 }

@@ -71,10 +71,18 @@ pub(crate) enum ProbeAnswer {
 /// Why the gate gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum GateFailure {
-    Exited { exit_code: i64 },
-    Restarted { restart_count: i64, exit_code: i64 },
+    Exited {
+        exit_code: i64,
+    },
+    Restarted {
+        restart_count: i64,
+        exit_code: Option<i64>,
+    },
     Removed,
-    Timeout { elapsed: Duration, last: String },
+    Timeout {
+        elapsed: Duration,
+        last: String,
+    },
 }
 
 /// The times the gate saw, from its start.
@@ -119,7 +127,7 @@ pub(crate) async fn gate<T: GateTarget>(
             } => {
                 return Ok(Err(GateFailure::Restarted {
                     restart_count: restart_count.max(1),
-                    exit_code,
+                    exit_code: Some(exit_code),
                 }));
             }
             ContainerState::Running { restart_count } => {
@@ -127,7 +135,7 @@ pub(crate) async fn gate<T: GateTarget>(
                 if restart_count > initial {
                     return Ok(Err(GateFailure::Restarted {
                         restart_count: restart_count - initial,
-                        exit_code: -1,
+                        exit_code: None,
                     }));
                 }
             }

@@ -285,7 +285,8 @@ fn load_fails_with_every_error_and_select_suggests_the_closest_service() {
 fn discovery_on_the_reference_box_file() {
     let project =
         ComposeProject::load(&options(vec![repo_file("dgx-spark.yml")], BTreeMap::new())).unwrap();
-    assert_eq!(project.name(), "dgx-spark");
+    // No top-level `name:`: the directory names the project.
+    assert_eq!(project.name(), "compose");
     let found: Vec<(String, Flavor, u16, Option<String>)> = project
         .inference_services()
         .into_iter()
@@ -362,7 +363,7 @@ fn discovery_on_the_sim_file_and_profiles() {
             .service("sim-vllm-fp8-moe")
             .unwrap()
             .container_name(),
-        "spark-sim-sim-vllm-fp8-moe-1"
+        "compose-sim-vllm-fp8-moe-1"
     );
 
     // A service behind a profile is selectable by name, as `docker compose up NAME`.

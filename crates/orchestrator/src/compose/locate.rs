@@ -25,10 +25,11 @@ impl From<usize> for Seg {
     }
 }
 
-/// Builds a path from keys and indexes: `ypath!["services", name, "ports", 2]`.
+/// Builds a path (an array) from keys and indexes:
+/// `ypath!["services", name, "ports", 2]`.
 macro_rules! ypath {
     ($($seg:expr),* $(,)?) => {
-        vec![$($crate::compose::locate::Seg::from($seg)),*]
+        [$($crate::compose::locate::Seg::from($seg)),*]
     };
 }
 pub(crate) use ypath;
@@ -182,20 +183,20 @@ services:
     #[test]
     fn finds_keys_items_and_ancestors() {
         let loc = Locator::new(TEXT);
-        let line = |path: Vec<Seg>| loc.line(&path).map(|(line, _)| line);
-        assert_eq!(line(ypath!["services"]), Some(3));
-        assert_eq!(line(ypath!["services", "web"]), Some(5));
-        assert_eq!(line(ypath!["services", "web", "ports"]), Some(7));
-        assert_eq!(line(ypath!["services", "web", "ports", 0]), Some(8));
-        assert_eq!(line(ypath!["services", "web", "ports", 1]), Some(9));
+        let line = |path: &[Seg]| loc.line(path).map(|(line, _)| line);
+        assert_eq!(line(&ypath!["services"]), Some(3));
+        assert_eq!(line(&ypath!["services", "web"]), Some(5));
+        assert_eq!(line(&ypath!["services", "web", "ports"]), Some(7));
+        assert_eq!(line(&ypath!["services", "web", "ports", 0]), Some(8));
+        assert_eq!(line(&ypath!["services", "web", "ports", 1]), Some(9));
         assert_eq!(
-            line(ypath!["services", "web", "ports", 1, "published"]),
+            line(&ypath!["services", "web", "ports", 1, "published"]),
             Some(10)
         );
-        assert_eq!(line(ypath!["services", "web", "command"]), Some(11));
-        assert_eq!(line(ypath!["services", "db", "image"]), Some(13));
+        assert_eq!(line(&ypath!["services", "web", "command"]), Some(11));
+        assert_eq!(line(&ypath!["services", "db", "image"]), Some(13));
         // `image` of web comes from the merge key: the service line answers.
-        assert_eq!(line(ypath!["services", "web", "image"]), Some(5));
-        assert_eq!(line(ypath!["volumes"]), None);
+        assert_eq!(line(&ypath!["services", "web", "image"]), Some(5));
+        assert_eq!(line(&ypath!["volumes"]), None);
     }
 }

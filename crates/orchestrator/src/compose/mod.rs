@@ -331,16 +331,16 @@ pub(crate) struct Problem {
 }
 
 impl Problem {
-    pub(crate) fn error(path: Vec<Seg>, message: impl Into<String>) -> Self {
+    pub(crate) fn error(path: impl Into<Vec<Seg>>, message: impl Into<String>) -> Self {
         Problem {
-            path,
+            path: path.into(),
             severity: Severity::Error,
             message: message.into(),
             hint: None,
         }
     }
 
-    pub(crate) fn warning(path: Vec<Seg>, message: impl Into<String>) -> Self {
+    pub(crate) fn warning(path: impl Into<Vec<Seg>>, message: impl Into<String>) -> Self {
         Problem {
             severity: Severity::Warning,
             ..Problem::error(path, message)
@@ -429,7 +429,7 @@ impl Loader {
                     vars.extend(parsed);
                 }
                 Err(err) => {
-                    self.file_error(&env_path, format!("cannot read the env file: {err}"), None)
+                    self.file_error(&env_path, format!("cannot read the env file: {err}"), None);
                 }
             }
         }

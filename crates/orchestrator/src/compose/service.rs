@@ -343,20 +343,28 @@ pub(crate) struct Problems<'a> {
 }
 
 impl Problems<'_> {
-    pub(crate) fn at(&self, rest: &[Seg]) -> Vec<Seg> {
-        let mut full = ypath!["services", self.service];
-        full.extend_from_slice(rest);
+    pub(crate) fn at(&self, rest: impl Into<Vec<Seg>>) -> Vec<Seg> {
+        let mut full: Vec<Seg> = ypath!["services", self.service].into();
+        full.extend(rest.into());
         full
     }
 
-    pub(crate) fn error(&mut self, rest: Vec<Seg>, message: impl Into<String>) -> &mut Problem {
-        let path = self.at(&rest);
+    pub(crate) fn error(
+        &mut self,
+        rest: impl Into<Vec<Seg>>,
+        message: impl Into<String>,
+    ) -> &mut Problem {
+        let path = self.at(rest);
         self.list.push(Problem::error(path, message));
         self.list.last_mut().expect("just pushed")
     }
 
-    pub(crate) fn warning(&mut self, rest: Vec<Seg>, message: impl Into<String>) -> &mut Problem {
-        let path = self.at(&rest);
+    pub(crate) fn warning(
+        &mut self,
+        rest: impl Into<Vec<Seg>>,
+        message: impl Into<String>,
+    ) -> &mut Problem {
+        let path = self.at(rest);
         self.list.push(Problem::warning(path, message));
         self.list.last_mut().expect("just pushed")
     }
@@ -752,7 +760,7 @@ impl Service {
         let mut mem_limit = size(p, "mem_limit");
         let mut nano_cpus = match text("cpus") {
             Some(cpus) => match cpus.parse::<f64>() {
-                Ok(c) if c >= 0.0 && c < 1e6 => Some((c * 1e9) as i64),
+                Ok(c) if (0.0..1e6).contains(&c) => Some((c * 1e9) as i64),
                 _ => {
                     p.error(ypath!["cpus"], format!("`{cpus}` is not a number of CPUs"));
                     None
