@@ -226,6 +226,7 @@ impl Docker {
                 grace,
             )
             .await?;
+            tracing::info!(container = %name, service = %service, "stopped a running inference container of the project");
             stopped.push(StoppedContainer {
                 container: name,
                 service: Some(service.clone()),
@@ -255,6 +256,7 @@ impl Docker {
                 Duration::from_secs(10),
             )
             .await?;
+            tracing::info!(container = %name, port = next.host_port, "stopped a container holding a host port");
             stopped.push(StoppedContainer {
                 container: name,
                 service,
@@ -343,9 +345,10 @@ impl Docker {
             }
         }
 
-        // A host port held outside Docker gives a clearer message here than
-        // Docker's "address already in use" at start.
-        for port in definition.ports.iter().filter_map(|p| p.published) {
+        // A host port still held gives a clearer message here than Docker's
+        // "address already in use" at start.
+        let published = definition.ports.iter().filter_map(|p| p.published);
+        for port in published.chain([service.host_port]) {
             if let Err(err) = std::net::TcpListener::bind(("0.0.0.0", port))
                 && err.kind() == std::io::ErrorKind::AddrInUse
             {
