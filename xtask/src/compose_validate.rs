@@ -53,6 +53,14 @@ pub(crate) fn default_files() -> anyhow::Result<Vec<PathBuf>> {
         .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
         .collect();
     files.sort();
+    // Shown relative to the current directory when inside it: `compose/sim.yml:12: ...`.
+    if let Ok(cwd) = std::env::current_dir() {
+        for file in &mut files {
+            if let Ok(relative) = file.strip_prefix(&cwd) {
+                *file = relative.to_path_buf();
+            }
+        }
+    }
     Ok(files)
 }
 
