@@ -23,11 +23,15 @@ pub const EXIT_ERROR: u8 = 2;
 /// Benchmark the LLM inference engines of a docker-compose file, one at a time.
 ///
 /// Exit codes: 0 all ran and nothing regressed; 1 a regression against the
-/// baseline; 2 an error.
+/// baseline; 2 an error (bad input, an engine that failed); 130 interrupted.
 ///
 /// Examples:
-///   spark-perf demo                  measure the embedded simulated engine
-///   spark-perf sim --port 8000       serve the simulated engine (see docs/SIM.md)
+///   spark-perf demo                          the whole flow on three simulated engines
+///   spark-perf run --compose docker-compose.yml
+///   spark-perf run --dry-run                 print the plan only
+///   spark-perf compare BASELINE.json CURRENT.json
+///   spark-perf report reports/RUN --format html > report.html
+///   spark-perf sim --port 8000               serve the simulated engine (docs/SIM.md)
 #[derive(Debug, Parser)]
 #[command(version, about, verbatim_doc_comment, arg_required_else_help = true)]
 pub struct Opts {
@@ -41,12 +45,18 @@ pub struct Opts {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run spark-sim, the embedded simulated engine, as a local process and
-    /// stream one completion from it (no GPU, no Docker).
+    /// Benchmark every inference service of a compose file, one at a time.
+    Run(Box<commands::run::RunOpts>),
+    /// The whole flow on three simulated engines run as local processes (no
+    /// GPU, no Docker), with shortened scenarios.
     Demo(commands::demo::DemoOpts),
     /// Run benchmark scenarios against an engine that is already up (no
     /// Docker) and write DIR/results.json and DIR/requests.jsonl.
     Bench(Box<commands::bench::BenchOpts>),
+    /// Compare a run with a baseline: exit 1 on a regression.
+    Compare(commands::compare::CompareOpts),
+    /// Render a past run again (txt, md, json or html) to stdout.
+    Report(commands::report::ReportOpts),
     /// Serve spark-sim, the simulated vLLM-like engine (same flags as the
     /// `spark-sim` binary; see docs/SIM.md).
     Sim(Box<spark_sim::SimArgs>),
@@ -78,8 +88,11 @@ pub fn main(opts: Opts) -> ExitCode {
 /// Runs one command; returns the exit code it asks for.
 pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
+        Command::Run(opts) => commands::run::run(*opts).await,
         Command::Demo(opts) => commands::demo::run(opts).await,
         Command::Bench(opts) => commands::bench::run(*opts).await,
+        Command::Compare(opts) => commands::compare::run(&opts),
+        Command::Report(opts) => commands::report::run(&opts),
         Command::Sim(args) => commands::sim::run(*args).await,
     }
 }

@@ -1,155 +1,265 @@
-//! `spark-perf demo`: the first thing a newcomer runs. It starts spark-sim as
-//! a child process (this binary re-executed as `spark-perf sim`), waits for it
-//! to become healthy, streams one chat completion and prints what it measured.
-//!
-//! This is the interim demo of the workspace issue; the run/report issue
-//! replaces it with the full flow over three simulated engines.
+//! `spark-perf demo`: the whole flow on three simulated engines, no GPU and
+//! no Docker. Each engine is spark-sim run as a local process (this binary
+//! re-executed as `spark-perf sim`) with a different timing profile, started,
+//! health-gated, warmed up, measured with shortened scenarios and stopped in
+//! turn, exactly as `run` does with containers; then the same reports.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
+use spark_load::{EngineConfig, Scenario, scenario};
+use spark_results::{Arrival, EngineOutcome, EngineRun, Provenance, StartupCost};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
-use crate::EXIT_OK;
-
-const MODEL: &str = "demo-fp8-moe";
+use super::flow::{self, EXIT_INTERRUPTED, SuiteWriter};
+use crate::{EXIT_ERROR, EXIT_OK};
 
 /// Options of `spark-perf demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoOpts {
-    /// Tokens to generate.
-    #[arg(long, default_value_t = 64)]
-    pub max_tokens: u32,
+    /// Directory of the reports (one subdirectory per run).
+    #[arg(long, short = 'o', default_value = "reports")]
+    pub output: std::path::PathBuf,
+    /// Write the results as JSON to stdout instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The demo's engines: (name, sim profile, flavor).
+const ENGINES: &[(&str, &str, &str)] = &[
+    ("sim-fp8-moe", "fp8-moe", "vllm"),
+    ("sim-bf16-dense", "bf16-dense", "vllm"),
+    ("sim-llamacpp-q4", "llamacpp-q4", "llamacpp"),
+];
+
+/// The reference scenarios, shortened so three engines take under a minute.
+fn demo_scenarios() -> anyhow::Result<Vec<Scenario>> {
+    let names: Vec<String> = [
+        "warmup",
+        "latency",
+        "long-context-1k",
+        "long-context-8k",
+        "sequential",
+        "throughput",
+        "rate-2",
+        "rate-8",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let mut chosen = scenario::select(&scenario::builtin(), Some(&names))?;
+    for s in &mut chosen {
+        let c = &mut s.config;
+        match s.group.as_str() {
+            "warmup" => c.max_tokens = 8,
+            "latency" => (c.requests, c.max_tokens) = (2, 64),
+            "long-context" => (c.requests, c.max_tokens) = (1, 16),
+            "sequential" => (c.requests, c.input_tokens, c.max_tokens) = (4, 64, 32),
+            "throughput" => (c.requests, c.concurrency, c.max_tokens) = (16, 8, 32),
+            _ if matches!(c.arrival, Arrival::Poisson { .. }) => {
+                (c.requests, c.concurrency, c.max_tokens) = (8, 16, 32);
+            }
+            _ => {}
+        }
+    }
+    Ok(chosen)
 }
 
 pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
+    let scenarios = demo_scenarios()?;
     let exe = std::env::current_exe().context("cannot find the spark-perf executable")?;
-    let mut child = Command::new(exe)
-        .args([
-            "sim",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--profile",
-            "fp8-moe",
-            "--load-time",
-            "1s",
-            "--served-model-name",
-            MODEL,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the simulated engine")?;
-    let outcome = measure(&mut child, &opts).await;
-    stop(&mut child).await;
-    outcome
+    let cancel = flow::interrupt_token();
+    let mut writer = SuiteWriter::create(
+        &opts.output,
+        "spark-perf demo: three spark-sim engines as local processes".to_owned(),
+    )?;
+    eprintln!("writing results to {}", writer.dir().display());
+    let progress = flow::progress();
+    for &(name, profile, flavor) in ENGINES {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let engine = one_engine(
+            &exe, name, profile, flavor, &scenarios, &writer, &progress, &cancel,
+        )
+        .await;
+        if let EngineOutcome::Failed { phase, reason } = &engine.outcome {
+            eprintln!("{name} failed in {phase}: {reason}");
+        }
+        writer.push(engine)?;
+    }
+    let stopped = cancel
+        .is_cancelled()
+        .then(|| "interrupted (Ctrl-C or SIGTERM)".to_owned());
+    let interrupted = stopped.is_some();
+    let paths = writer.finish(stopped)?;
+    if opts.json {
+        println!("{}", spark_report::render::json(writer.suite()));
+    } else {
+        flow::print_summary(writer.suite(), &paths);
+    }
+    if interrupted {
+        return Ok(EXIT_INTERRUPTED);
+    }
+    let all_ok = writer.suite().engines.iter().all(EngineRun::is_ok);
+    Ok(if all_ok { EXIT_OK } else { EXIT_ERROR })
 }
 
-async fn measure(child: &mut Child, opts: &DemoOpts) -> anyhow::Result<u8> {
+#[allow(clippy::too_many_arguments)]
+async fn one_engine(
+    exe: &std::path::Path,
+    name: &str,
+    profile: &str,
+    flavor: &str,
+    scenarios: &[Scenario],
+    writer: &SuiteWriter,
+    progress: &indicatif::MultiProgress,
+    cancel: &CancellationToken,
+) -> EngineRun {
+    let args: Vec<String> = [
+        "sim",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--profile",
+        profile,
+        "--flavor",
+        flavor,
+        "--served-model-name",
+        name,
+        // Small enough that the 8K long-context prompt is clamped: the demo
+        // shows how a report flags it.
+        "--max-model-len",
+        "4096",
+        "--load-time",
+        "1s",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let mut engine = EngineRun {
+        service: name.to_owned(),
+        flavor: flavor.to_owned(),
+        model: Some(name.to_owned()),
+        outcome: EngineOutcome::Ok,
+        startup: None,
+        provenance: Some(Provenance {
+            image: "spark-perf sim (embedded spark-sim)".to_owned(),
+            command: args.clone(),
+            ..Provenance::default()
+        }),
+        results: None,
+    };
+    let clock = Instant::now();
+    let mut child = match Command::new(exe)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(err) => {
+            engine.outcome = EngineOutcome::Failed {
+                phase: "start".to_owned(),
+                reason: format!("cannot start spark-sim: {err}"),
+            };
+            return engine;
+        }
+    };
+    let started_s = clock.elapsed().as_secs_f64();
+    let spinner = flow::spinner(progress, format!("{name}: waiting for /health"));
+    let up = tokio::select! {
+        up = wait_healthy(&mut child, clock) => Some(up),
+        () = cancel.cancelled() => None,
+    };
+    spinner.finish_and_clear();
+    match up {
+        None => engine.outcome = EngineOutcome::Interrupted,
+        Some(Err(err)) => {
+            engine.outcome = EngineOutcome::Failed {
+                phase: "health".to_owned(),
+                reason: format!("{err:#}"),
+            };
+        }
+        Some(Ok((base_url, port_open, healthy))) => {
+            eprintln!("{name} is healthy after {:.1} s", healthy.as_secs_f64());
+            engine.startup = Some(StartupCost {
+                created_s: 0.0,
+                started_s,
+                port_open_s: Some(port_open.as_secs_f64()),
+                healthy_s: Some(healthy.as_secs_f64()),
+            });
+            if let Some(provenance) = engine.provenance.as_mut() {
+                provenance.engine_version = flow::engine_version(&base_url).await;
+            }
+            let mut config = EngineConfig::new(base_url);
+            config.model = Some(name.to_owned());
+            let measured = match writer.engine_dir(name) {
+                Ok(dir) => flow::measure(config, scenarios, &dir, name, progress, cancel).await,
+                Err(err) => Err(err),
+            };
+            match measured {
+                Ok(results) => {
+                    engine.outcome = flow::outcome_of(&results, cancel);
+                    engine.results = Some(results);
+                }
+                Err(err) => {
+                    engine.outcome = EngineOutcome::Failed {
+                        phase: "scenarios".to_owned(),
+                        reason: format!("{err:#}"),
+                    };
+                }
+            }
+        }
+    }
+    stop(&mut child).await;
+    engine
+}
+
+/// Reads the address spark-sim prints, then polls until the port answers
+/// and `/health` says 200. Returns the base URL, time to port open and time
+/// to healthy (from spawning). Fails when the process exits first.
+async fn wait_healthy(
+    child: &mut Child,
+    clock: Instant,
+) -> anyhow::Result<(String, Duration, Duration)> {
     let stdout = child.stdout.take().context("no stdout from spark-sim")?;
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
         .await
         .context("spark-sim did not say where it listens within 10 s")??
         .context("spark-sim exited before it listened")?;
-    let base = line
+    let base_url = line
         .strip_prefix("spark-sim listening on ")
         .with_context(|| format!("unexpected first line from spark-sim: {line:?}"))?
         .to_owned();
-    eprintln!("started spark-sim at {base}; waiting for /health");
-
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(30);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let mut port_open = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let healthy = client
-            .get(format!("{base}/health"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .is_ok_and(|response| response.status().is_success());
-        if healthy {
-            break;
+        if let Some(status) = child.try_wait()? {
+            bail!("spark-sim exited with {status} before it was healthy");
+        }
+        if let Ok(response) = client.get(format!("{base_url}/health")).send().await {
+            let now = clock.elapsed();
+            let port_open = *port_open.get_or_insert(now);
+            if response.status().is_success() {
+                return Ok((base_url, port_open, now));
+            }
         }
         if Instant::now() > deadline {
-            bail!("spark-sim at {base} was not healthy within 30 s");
+            bail!("spark-sim at {base_url} was not healthy within 60 s");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let time_to_healthy = started.elapsed();
-
-    let body = serde_json::json!({
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "Tell me about GPUs."}],
-        "max_tokens": opts.max_tokens,
-        "ignore_eos": true,
-        "temperature": 0.7,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
-    let sent = Instant::now();
-    let response = client
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&body)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .context("the completion request failed")?;
-    if !response.status().is_success() {
-        bail!("the completion request got HTTP {}", response.status());
-    }
-    let mut stream = response.bytes_stream();
-    let mut pending = String::new();
-    let mut text = String::new();
-    let mut first_token: Option<Duration> = None;
-    let mut completion_tokens = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.context("the stream broke")?;
-        let now = sent.elapsed();
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = pending.find("\n\n") {
-            let event: String = pending.drain(..end + 2).collect();
-            let Some(data) = event.trim().strip_prefix("data: ") else {
-                continue;
-            };
-            if data == "[DONE]" {
-                continue;
-            }
-            let value: serde_json::Value = serde_json::from_str(data)?;
-            if let Some(content) = value["choices"][0]["delta"]["content"].as_str() {
-                if !content.is_empty() && first_token.is_none() {
-                    first_token = Some(now);
-                }
-                text.push_str(content);
-            }
-            if let Some(tokens) = value["usage"]["completion_tokens"].as_u64() {
-                completion_tokens = Some(tokens);
-            }
-        }
-    }
-    let e2e = sent.elapsed();
-    let ttft = first_token.context("no token arrived")?;
-    let n_tokens = completion_tokens.context("the stream carried no usage")?;
-    let decode = e2e.saturating_sub(ttft).as_secs_f64();
-    println!("model            {MODEL} (spark-sim, profile fp8-moe)");
-    println!("time to healthy  {:.2} s", time_to_healthy.as_secs_f64());
-    println!("TTFT             {:.1} ms", ttft.as_secs_f64() * 1e3);
-    println!("E2E latency      {:.1} ms", e2e.as_secs_f64() * 1e3);
-    println!("output tokens    {n_tokens}");
-    if n_tokens > 1 && decode > 0.0 {
-        println!(
-            "decode speed     {:.1} tok/s",
-            (n_tokens - 1) as f64 / decode
-        );
-    }
-    println!("text             {}", text.trim());
-    Ok(EXIT_OK)
 }
 
 /// SIGTERM first, as Docker does, then kill if it lingers.

@@ -1,0 +1,330 @@
+//! What `run` and `demo` share: the run directory and the results written as
+//! they are measured, measuring one engine with progress bars, the reports
+//! at the end, and Ctrl-C.
+//!
+//! Results are never held only in memory: every request record is appended
+//! to `<run>/<engine>/requests.jsonl` when it ends, and `results.json` is
+//! rewritten (atomically, through a temporary file) after every engine, so a
+//! crash, a kill or a power cut loses at most the requests in flight.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use spark_load::{Engine, EngineConfig, JsonlSink, RecordSink, RunOptions, Scenario};
+use spark_report::render::{self, file_timestamp, text::TextStyle};
+use spark_results::{
+    EngineOutcome, EngineRun, RequestRecord, RunResults, SUITE_SCHEMA_VERSION, SuiteResults,
+};
+use tokio_util::sync::CancellationToken;
+
+/// The exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT).
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
+
+/// Milliseconds since the Unix epoch (report metadata only).
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A cancellation token that SIGINT (Ctrl-C) and SIGTERM cancel.
+pub(crate) fn interrupt_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminated => {}
+        }
+        eprintln!("\ninterrupted: stopping the engine and writing what was measured");
+        cancel.cancel();
+    });
+    token
+}
+
+/// The reports of one run, written as the run goes.
+#[derive(Debug)]
+pub(crate) struct SuiteWriter {
+    dir: PathBuf,
+    suite: SuiteResults,
+}
+
+impl SuiteWriter {
+    /// Creates `<output>/<timestamp>[-N]/` and writes a first, empty,
+    /// incomplete `results.json`.
+    pub(crate) fn create(output: &Path, source: String) -> anyhow::Result<SuiteWriter> {
+        let started = unix_ms();
+        let stamp = file_timestamp(started);
+        let mut dir = output.join(&stamp);
+        let mut n_tries = 1;
+        while dir.exists() {
+            n_tries += 1;
+            dir = output.join(format!("{stamp}-{n_tries}"));
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the report directory {}", dir.display()))?;
+        let writer = SuiteWriter {
+            dir,
+            suite: SuiteResults {
+                schema_version: SUITE_SCHEMA_VERSION,
+                tool: format!("spark-perf {}", env!("CARGO_PKG_VERSION")),
+                started_unix_ms: started,
+                finished_unix_ms: None,
+                complete: false,
+                stopped: Some("the run is still going on, or spark-perf was killed".to_owned()),
+                source,
+                engines: Vec::new(),
+            },
+        };
+        writer.save()?;
+        Ok(writer)
+    }
+
+    /// The run's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directory of one engine's files (created).
+    pub(crate) fn engine_dir(&self, service: &str) -> anyhow::Result<PathBuf> {
+        let safe: String = service
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = self.dir.join(safe);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Records one engine's turn and saves at once.
+    pub(crate) fn push(&mut self, engine: EngineRun) -> anyhow::Result<()> {
+        if let Some(results) = &engine.results {
+            let dir = self.engine_dir(&engine.service)?;
+            write_atomically(&dir.join("results.json"), &json_of(results))?;
+        }
+        self.suite.engines.push(engine);
+        self.save()
+    }
+
+    /// The results so far.
+    pub(crate) fn suite(&self) -> &SuiteResults {
+        &self.suite
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        write_atomically(&self.dir.join("results.json"), &render::json(&self.suite))
+    }
+
+    /// Marks the run finished (or stopped) and writes every report. Returns
+    /// the paths written.
+    pub(crate) fn finish(&mut self, stopped: Option<String>) -> anyhow::Result<Vec<PathBuf>> {
+        self.suite.finished_unix_ms = Some(unix_ms());
+        self.suite.complete = stopped.is_none();
+        self.suite.stopped = stopped;
+        self.save()?;
+        write_reports(&self.dir, &self.suite)
+    }
+}
+
+/// Writes the text, Markdown and HTML reports of `suite` into `dir`.
+pub(crate) fn write_reports(dir: &Path, suite: &SuiteResults) -> anyhow::Result<Vec<PathBuf>> {
+    let stamp = file_timestamp(suite.started_unix_ms);
+    let reports = [
+        (
+            format!("model-comparison-{stamp}.txt"),
+            render::text::render(suite, TextStyle { color: false }),
+        ),
+        ("report.md".to_owned(), render::markdown::render(suite)),
+        ("report.html".to_owned(), render::html::render(suite)),
+    ];
+    let mut paths = vec![dir.join("results.json")];
+    for (name, text) in reports {
+        let path = dir.join(name);
+        write_atomically(&path, &text)?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+fn json_of(results: &RunResults) -> String {
+    serde_json::to_string_pretty(results).unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"))
+}
+
+/// Writes through a temporary file and a rename, so a reader (or a crash)
+/// never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Progress bars to stderr; hidden when stderr is not a terminal.
+pub(crate) fn progress() -> MultiProgress {
+    use std::io::IsTerminal as _;
+    if std::io::stderr().is_terminal() {
+        MultiProgress::with_draw_target(ProgressDrawTarget::stderr())
+    } else {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    }
+}
+
+/// A spinner with elapsed time, for waiting on an engine.
+pub(crate) fn spinner(progress: &MultiProgress, message: String) -> ProgressBar {
+    let bar = progress.add(ProgressBar::new_spinner());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// The record sink of a measured engine: appends every record to the
+/// engine's `requests.jsonl` and moves a progress bar per scenario.
+struct ProgressSink<'a> {
+    file: JsonlSink,
+    progress: &'a MultiProgress,
+    service: &'a str,
+    scenarios: &'a [Scenario],
+    bar: Option<(String, ProgressBar, std::time::Instant, u64)>,
+}
+
+impl RecordSink for ProgressSink<'_> {
+    fn write(&mut self, record: &RequestRecord) -> std::io::Result<()> {
+        let same = self
+            .bar
+            .as_ref()
+            .is_some_and(|(name, ..)| *name == record.scenario);
+        if !same {
+            if let Some((_, bar, ..)) = self.bar.take() {
+                bar.finish_and_clear();
+            }
+            let total = self
+                .scenarios
+                .iter()
+                .find(|s| s.name == record.scenario)
+                .map_or(0, |s| u64::from(s.config.requests));
+            let bar = self.progress.add(ProgressBar::new(total));
+            bar.set_style(
+                ProgressStyle::with_template("  {prefix} {bar:30} {pos}/{len} requests {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(format!("{} / {}", self.service, record.scenario));
+            self.bar = Some((record.scenario.clone(), bar, std::time::Instant::now(), 0));
+        }
+        if let Some((_, bar, started, tokens)) = self.bar.as_mut() {
+            *tokens += u64::from(record.output_tokens.unwrap_or(0));
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{:.0} tok/s", *tokens as f64 / secs));
+            bar.inc(1);
+        }
+        self.file.write(record)
+    }
+}
+
+impl Drop for ProgressSink<'_> {
+    fn drop(&mut self) {
+        if let Some((_, bar, ..)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Connects to an engine that is up and runs the scenarios, appending every
+/// record to `dir/requests.jsonl` as it ends.
+pub(crate) async fn measure(
+    config: EngineConfig,
+    scenarios: &[Scenario],
+    dir: &Path,
+    service: &str,
+    progress: &MultiProgress,
+    cancel: &CancellationToken,
+) -> anyhow::Result<RunResults> {
+    let engine = Engine::connect(config)
+        .await
+        .with_context(|| format!("service {service}: cannot use the engine"))?;
+    let file = JsonlSink::create(&dir.join("requests.jsonl"))?;
+    let mut sink = ProgressSink {
+        file,
+        progress,
+        service,
+        scenarios,
+        bar: None,
+    };
+    let options = RunOptions {
+        // The records are in requests.jsonl; results.json keeps aggregates.
+        keep_records: false,
+        ..RunOptions::default()
+    };
+    Ok(spark_load::run(&engine, scenarios, &mut sink, &options, cancel).await)
+}
+
+/// The engine's version from `/version` (vLLM, SGLang, spark-sim), if it
+/// answers within a second.
+pub(crate) async fn engine_version(base_url: &str) -> Option<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .ok()?;
+    let body: serde_json::Value = client
+        .get(format!("{base_url}/version"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body.get("version")?.as_str().map(str::to_owned)
+}
+
+/// The outcome recorded for an engine whose scenarios ran: interrupted when
+/// cancelled, failed when the load engine stopped early, else ok.
+pub(crate) fn outcome_of(results: &RunResults, cancel: &CancellationToken) -> EngineOutcome {
+    if cancel.is_cancelled() {
+        EngineOutcome::Interrupted
+    } else if let Some(stopped) = &results.stopped {
+        EngineOutcome::Failed {
+            phase: "scenarios".to_owned(),
+            reason: stopped.clone(),
+        }
+    } else {
+        EngineOutcome::Ok
+    }
+}
+
+/// Prints the comparison tables to stdout (colour only on a terminal without
+/// `NO_COLOR`) and where the reports are, to stderr.
+pub(crate) fn print_summary(suite: &SuiteResults, paths: &[PathBuf]) {
+    use std::io::{IsTerminal as _, Write as _};
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let text = render::text::render(suite, TextStyle { color });
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    eprintln!("\nreports:");
+    for path in paths {
+        eprintln!("  {}", path.display());
+    }
+}

@@ -1,0 +1,389 @@
+//! `spark-perf run`: the reference flow over a compose file. Discover the
+//! inference services, print the plan, stop the inference containers in the
+//! way, then per service: start, wait until healthy, warm up, run the
+//! scenarios, stop; finally the reports and, with `--baseline`, the verdict.
+//!
+//! A service that fails is recorded with its reason and the run goes on with
+//! the next. Ctrl-C stops the running container (the orchestrator's guard
+//! does so on every path), writes the reports from what was measured, marks
+//! the run incomplete, and exits 130.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use spark_load::{ApiKey, EngineConfig, Scenario, scenario};
+use spark_orchestrator::{
+    ComposeProject, Docker, HealthOptions, InferenceService, LoadOptions, StartOptions,
+};
+use spark_results::{EngineOutcome, EngineRun, Provenance, StartupCost};
+
+use super::flow::{self, EXIT_INTERRUPTED, SuiteWriter};
+use super::lock;
+use crate::{EXIT_ERROR, EXIT_OK};
+
+/// Options of `spark-perf run`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  spark-perf run                                   every inference service of ./docker-compose.yml
+  spark-perf run --compose compose/dgx-spark.yml --only vllm-qwen3 --only trtllm-qwen3
+  spark-perf run --scenarios latency,long-context --iterations 5
+  spark-perf run --dry-run                         print the plan, start nothing
+  spark-perf run --baseline reports/last-good/results.json   exit 1 on a regression")]
+pub struct RunOpts {
+    /// The compose file.
+    #[arg(long, short = 'f', default_value = "docker-compose.yml")]
+    pub compose: PathBuf,
+    /// The `.env` file for interpolation (default: `.env` beside the compose file).
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// Compose project name (default: COMPOSE_PROJECT_NAME, `name:`, the directory).
+    #[arg(long, short = 'p')]
+    pub project_name: Option<String>,
+    /// Compose profiles to enable (repeatable).
+    #[arg(long)]
+    pub profile: Vec<String>,
+    /// Benchmark only this service (repeatable).
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Skip this service (repeatable).
+    #[arg(long)]
+    pub skip: Vec<String>,
+    /// Scenarios or scenario groups, comma-separated (default: all but rate-sweep).
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Option<Vec<String>>,
+    /// A TOML scenario file replacing the built-in scenarios.
+    #[arg(long)]
+    pub scenario_file: Option<PathBuf>,
+    /// Repetitions of each one-at-a-time scenario (latency, prompt sizes, long
+    /// context, sequential); concurrent scenarios keep their request counts.
+    #[arg(long)]
+    pub iterations: Option<u32>,
+    /// Give up on a service that is not healthy after this long (e.g. 30m, 90s).
+    #[arg(long, value_parser = spark_sim::parse_duration, default_value = "30m")]
+    pub health_timeout: Duration,
+    /// Time between two health probes.
+    #[arg(long, value_parser = spark_sim::parse_duration, default_value = "3s")]
+    pub health_interval: Duration,
+    /// Directory of the reports (one subdirectory per run).
+    #[arg(long, short = 'o', default_value = "reports")]
+    pub output: PathBuf,
+    /// Compare with this earlier results.json at the end; exit 1 on a regression.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Regression threshold for --baseline, percent.
+    #[arg(long, default_value_t = 5.0)]
+    pub threshold: f64,
+    /// Leave stopped containers in place instead of removing them.
+    #[arg(long)]
+    pub keep: bool,
+    /// Pull images that are not present locally.
+    #[arg(long)]
+    pub pull: bool,
+    /// Print the plan and start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the results as JSON to stdout instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Name of the environment variable holding the engines' API key.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+}
+
+pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
+    let load = LoadOptions {
+        env_file: opts.env_file.clone(),
+        project_name: opts.project_name.clone(),
+        profiles: opts.profile.clone(),
+        ..LoadOptions::with_process_env(vec![opts.compose.clone()])
+    };
+    let project = ComposeProject::load(&load)?;
+    for warning in project.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let services = project.select(&opts.only, &opts.skip)?;
+    if services.is_empty() {
+        anyhow::bail!(
+            "{}: no inference service to benchmark (mark one with `x-spark-perf: {{inference: true}}`, or check --only/--skip and profiles)",
+            opts.compose.display()
+        );
+    }
+    let scenarios = scenarios(
+        opts.scenario_file.as_deref(),
+        opts.scenarios.as_deref(),
+        opts.iterations,
+    )?;
+    let api_key = super::api_key(opts.api_key_env.as_deref())?;
+    print_plan(&project, &services, &scenarios);
+    if opts.dry_run {
+        return Ok(EXIT_OK);
+    }
+
+    let _lock = lock::acquire()?;
+    let docker = Docker::connect().await?;
+    let cancel = flow::interrupt_token();
+    let source = format!("{} (project {})", opts.compose.display(), project.name());
+    let mut writer = SuiteWriter::create(&opts.output, source)?;
+    eprintln!("writing results to {}", writer.dir().display());
+    let progress = flow::progress();
+    let health = HealthOptions {
+        interval: opts.health_interval,
+        timeout: opts.health_timeout,
+        ..HealthOptions::default()
+    };
+    let start = StartOptions {
+        pull: opts.pull,
+        keep: opts.keep,
+    };
+    for service in &services {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let engine = one_service(
+            &docker,
+            &project,
+            service,
+            &scenarios,
+            &health,
+            start,
+            api_key.clone(),
+            &writer,
+            &progress,
+            &cancel,
+        )
+        .await;
+        if let EngineOutcome::Failed { phase, reason } = &engine.outcome {
+            eprintln!("service {} failed in {phase}: {reason}", service.name);
+        }
+        writer.push(engine)?;
+    }
+    let stopped = cancel
+        .is_cancelled()
+        .then(|| "interrupted (Ctrl-C or SIGTERM)".to_owned());
+    let interrupted = stopped.is_some();
+    let paths = writer.finish(stopped)?;
+    if opts.json {
+        println!("{}", spark_report::render::json(writer.suite()));
+        for path in &paths {
+            eprintln!("wrote {}", path.display());
+        }
+    } else {
+        flow::print_summary(writer.suite(), &paths);
+    }
+    if interrupted {
+        return Ok(EXIT_INTERRUPTED);
+    }
+    if let Some(baseline) = &opts.baseline {
+        let code =
+            super::compare::against(baseline, writer.suite(), opts.threshold / 100.0, false)?;
+        if code != EXIT_OK {
+            return Ok(code);
+        }
+    }
+    let all_ok = writer.suite().engines.iter().all(EngineRun::is_ok);
+    Ok(if all_ok { EXIT_OK } else { EXIT_ERROR })
+}
+
+/// Selected and overridden scenarios.
+pub(crate) fn scenarios(
+    file: Option<&std::path::Path>,
+    names: Option<&[String]>,
+    iterations: Option<u32>,
+) -> anyhow::Result<Vec<Scenario>> {
+    let all = match file {
+        Some(path) => scenario::from_toml_file(path)?,
+        None => scenario::builtin(),
+    };
+    let mut chosen = scenario::select(&all, names)?;
+    // Iterations, as the reference tool meant them: how many times each
+    // one-at-a-time test is repeated. Concurrent and open-loop scenarios keep
+    // their request counts, which define their load.
+    if let Some(iterations) = iterations {
+        for scenario in chosen.iter_mut().filter(|s| {
+            !s.discard
+                && s.config.concurrency == 1
+                && matches!(s.config.arrival, spark_results::Arrival::Closed)
+        }) {
+            scenario.config.requests = iterations.max(1);
+        }
+    }
+    Ok(chosen)
+}
+
+fn print_plan(project: &ComposeProject, services: &[InferenceService], scenarios: &[Scenario]) {
+    eprintln!("plan for project {}:", project.name());
+    for service in services {
+        eprintln!(
+            "  {:<24} {:<9} {} model {} ({})",
+            service.name,
+            service.flavor.id(),
+            service.base_url,
+            service
+                .served_model
+                .as_deref()
+                .unwrap_or("(first listed by /v1/models)"),
+            service.image
+        );
+    }
+    let mut n_tokens = 0u64;
+    eprintln!("scenarios:");
+    for scenario in scenarios {
+        let config = &scenario.config;
+        n_tokens += u64::from(config.requests) * u64::from(config.max_tokens)
+            / u64::from(config.concurrency.max(1));
+        eprintln!(
+            "  {:<20} {:>4} requests, concurrency {:>3}, {:>6} → {:>4} tokens{}",
+            scenario.name,
+            config.requests,
+            config.concurrency,
+            config.input_tokens,
+            config.max_tokens,
+            if scenario.discard { " (discarded)" } else { "" }
+        );
+    }
+    // A rough floor, stated with its assumption: decoding at 50 tok/s per
+    // request, plus startup, which only the first run of a model tells.
+    let per_engine_s = n_tokens / 50;
+    eprintln!(
+        "estimated: at least {} s of measuring per engine ({} s for {} engines) at 50 tok/s per request, plus each engine's startup (up to the health timeout)",
+        per_engine_s,
+        per_engine_s * services.len() as u64,
+        services.len()
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn one_service(
+    docker: &Docker,
+    project: &ComposeProject,
+    service: &InferenceService,
+    scenarios: &[Scenario],
+    health: &HealthOptions,
+    start: StartOptions,
+    api_key: Option<ApiKey>,
+    writer: &SuiteWriter,
+    progress: &indicatif::MultiProgress,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> EngineRun {
+    let mut engine = EngineRun {
+        service: service.name.clone(),
+        flavor: service.flavor.id().to_owned(),
+        model: service.served_model.clone(),
+        outcome: EngineOutcome::Ok,
+        startup: None,
+        provenance: None,
+        results: None,
+    };
+    let failed = |phase: &str, err: &dyn std::fmt::Display| EngineOutcome::Failed {
+        phase: phase.to_owned(),
+        reason: format!("{err:#}"),
+    };
+    match docker.stop_inference_containers(project, service).await {
+        Ok(stopped) => {
+            for container in stopped {
+                eprintln!(
+                    "stopped container {}: {}",
+                    container.container, container.reason
+                );
+            }
+        }
+        Err(err) => {
+            engine.outcome = failed("start", &err);
+            return engine;
+        }
+    }
+    let mut running = match docker.start(project, service, start).await {
+        Ok(running) => running,
+        Err(err) => {
+            engine.outcome = failed("start", &err);
+            return engine;
+        }
+    };
+    engine.provenance = Some(provenance(running.provenance()));
+    let spinner = flow::spinner(
+        progress,
+        format!("{}: waiting for {}", service.name, service.health_url()),
+    );
+    let healthy = tokio::select! {
+        result = running.wait_healthy(health) => Some(result),
+        () = cancel.cancelled() => None,
+    };
+    spinner.finish_and_clear();
+    let measured = match healthy {
+        None => {
+            engine.outcome = EngineOutcome::Interrupted;
+            None
+        }
+        Some(Err(err)) => {
+            engine.outcome = failed("health", &err);
+            None
+        }
+        Some(Ok(cost)) => {
+            engine.startup = Some(startup(cost));
+            eprintln!(
+                "{} is healthy after {:.1} s",
+                service.name,
+                cost.healthy.as_secs_f64()
+            );
+            if let Some(provenance) = engine.provenance.as_mut() {
+                provenance.engine_version = flow::engine_version(&service.base_url).await;
+            }
+            Some(measure(service, scenarios, api_key, writer, progress, cancel).await)
+        }
+    };
+    match measured {
+        Some(Ok(results)) => {
+            engine.outcome = flow::outcome_of(&results, cancel);
+            engine.model = Some(results.engine.model.clone());
+            engine.results = Some(results);
+        }
+        Some(Err(err)) => engine.outcome = failed("scenarios", &err),
+        None => {}
+    }
+    if let Err(err) = running.stop().await {
+        eprintln!("warning: {err}");
+        if engine.is_ok() {
+            engine.outcome = failed("stop", &err);
+        }
+    }
+    engine
+}
+
+async fn measure(
+    service: &InferenceService,
+    scenarios: &[Scenario],
+    api_key: Option<ApiKey>,
+    writer: &SuiteWriter,
+    progress: &indicatif::MultiProgress,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<spark_results::RunResults> {
+    let mut config = EngineConfig::new(service.base_url.clone());
+    config.model = service.served_model.clone();
+    config.api_key = api_key;
+    let dir = writer.engine_dir(&service.name)?;
+    flow::measure(config, scenarios, &dir, &service.name, progress, cancel)
+        .await
+        .context("measuring")
+}
+
+fn startup(cost: spark_orchestrator::StartupCost) -> StartupCost {
+    StartupCost {
+        created_s: cost.create.as_secs_f64(),
+        started_s: cost.start.as_secs_f64(),
+        port_open_s: Some(cost.port_open.as_secs_f64()),
+        healthy_s: Some(cost.healthy.as_secs_f64()),
+    }
+}
+
+fn provenance(p: &spark_orchestrator::Provenance) -> Provenance {
+    Provenance {
+        image: p.image.clone(),
+        image_id: Some(p.image_id.clone()),
+        repo_digests: p.repo_digests.clone(),
+        command: p.command.clone(),
+        env_names: p.env_names.clone(),
+        config_hash: Some(p.config_hash.clone()),
+        engine_version: None,
+    }
+}
