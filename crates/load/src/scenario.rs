@@ -187,6 +187,20 @@ pub fn from_toml_file(path: &Path) -> Result<Vec<Scenario>, LoadError> {
     })
 }
 
+/// The names of the scenarios a scenario file defines, in file order: what
+/// a run given only that file should run.
+pub fn names_in_file(path: &Path) -> Result<Vec<String>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|err| LoadError::ReadScenarios {
+        path: path.to_owned(),
+        err,
+    })?;
+    let file: ScenarioFile = toml::from_str(&text).map_err(|e| LoadError::ParseScenarios {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(file.scenario.into_iter().map(|table| table.name).collect())
+}
+
 /// Parses scenario tables (see the module comment) on top of the built-ins.
 pub fn from_toml(text: &str) -> Result<Vec<Scenario>, String> {
     let file: ScenarioFile = toml::from_str(text).map_err(|e| e.to_string())?;

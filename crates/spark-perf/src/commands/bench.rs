@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use spark_load::scenario::{self, Overrides};
-use spark_load::{ApiKey, Engine, EngineConfig, JsonlSink, RunOptions, Timeouts};
+use spark_load::{Engine, EngineConfig, JsonlSink, RunOptions, Timeouts};
 use spark_results::{Endpoint, RunResults, SCHEMA_VERSION, ScenarioResult};
 use tokio_util::sync::CancellationToken;
 
@@ -88,18 +88,12 @@ pub enum EndpointArg {
 }
 
 pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
-    let api_key = match &opts.api_key_env {
-        Some(var) => match std::env::var(var) {
-            Ok(key) if !key.is_empty() => Some(ApiKey::new(key)),
-            _ => bail!("the environment variable {var} (named by --api-key-env) is not set"),
-        },
-        None => None,
-    };
-    let all = match &opts.scenario_file {
-        Some(path) => scenario::from_toml_file(path)?,
-        None => scenario::builtin(),
-    };
-    let mut scenarios = scenario::select(&all, opts.scenarios.as_deref())?;
+    let api_key = super::api_key(opts.api_key_env.as_deref())?;
+    let mut scenarios = super::run::scenarios(
+        opts.scenario_file.as_deref(),
+        opts.scenarios.as_deref(),
+        None,
+    )?;
     scenario::apply_overrides(
         &mut scenarios,
         &Overrides {

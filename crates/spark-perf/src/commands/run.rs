@@ -191,10 +191,16 @@ pub(crate) fn scenarios(
     names: Option<&[String]>,
     iterations: Option<u32>,
 ) -> anyhow::Result<Vec<Scenario>> {
-    let all = match file {
-        Some(path) => scenario::from_toml_file(path)?,
-        None => scenario::builtin(),
+    let (all, file_names) = match file {
+        Some(path) => (
+            scenario::from_toml_file(path)?,
+            Some(scenario::names_in_file(path)?),
+        ),
+        None => (scenario::builtin(), None),
     };
+    // A scenario file alone runs the scenarios it defines; --scenarios picks
+    // among those and the built-ins.
+    let names = names.or(file_names.as_deref());
     let mut chosen = scenario::select(&all, names)?;
     // Iterations, as the reference tool meant them: how many times each
     // one-at-a-time test is repeated. Concurrent and open-loop scenarios keep
@@ -244,7 +250,7 @@ fn print_plan(project: &ComposeProject, services: &[InferenceService], scenarios
     }
     // A rough floor, stated with its assumption: decoding at 50 tok/s per
     // request, plus startup, which only the first run of a model tells.
-    let per_engine_s = n_tokens / 50;
+    let per_engine_s = n_tokens.div_ceil(50);
     eprintln!(
         "estimated: at least {} s of measuring per engine ({} s for {} engines) at 50 tok/s per request, plus each engine's startup (up to the health timeout)",
         per_engine_s,
