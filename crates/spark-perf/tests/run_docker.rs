@@ -1,0 +1,290 @@
+//! `spark-perf run` end to end on the real Docker daemon with
+//! `compose/sim.yml`: two healthy engines and one that crashes while loading,
+//! and a run interrupted by SIGINT in the middle of a scenario.
+//!
+//! Each test uses its own compose project name and free host ports, and
+//! checks that no container of its project is left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// Removes every container of the project on every path.
+struct ProjectGuard(String);
+
+impl ProjectGuard {
+    fn containers(&self) -> Vec<String> {
+        let output = Command::new("docker")
+            .args([
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &format!("label=com.docker.compose.project={}", self.0),
+            ])
+            .output()
+            .expect("docker ps");
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for ProjectGuard {
+    fn drop(&mut self) {
+        for id in self.containers() {
+            let _ = Command::new("docker")
+                .args(["rm", "--force", "--volumes", &id])
+                .output();
+        }
+        let _ = Command::new("docker")
+            .args(["network", "rm", &format!("{}_default", self.0)])
+            .stderr(Stdio::null())
+            .output();
+    }
+}
+
+struct Setup {
+    project: ProjectGuard,
+    output_dir: PathBuf,
+    scenario_file: PathBuf,
+}
+
+fn setup(name: &str, scenarios: &str) -> Setup {
+    let project = format!("spt-{name}-{}", std::process::id());
+    let dir = std::env::temp_dir().join(&project);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let scenario_file = dir.join("scenarios.toml");
+    std::fs::write(&scenario_file, scenarios).expect("scenario file");
+    Setup {
+        project: ProjectGuard(project),
+        output_dir: dir.join("reports"),
+        scenario_file,
+    }
+}
+
+fn spark_perf(setup: &Setup, services: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spark-perf"));
+    command
+        .current_dir(spark_testkit::workspace_root())
+        .args(["run", "--compose", "compose/sim.yml", "--profile", "faults"])
+        .args(["--project-name", &setup.project.0])
+        .arg("--scenario-file")
+        .arg(&setup.scenario_file)
+        .args(["--health-interval", "200ms", "--health-timeout", "60s"])
+        .arg("--output")
+        .arg(&setup.output_dir)
+        .env("SIM_VLLM_PORT", free_port().to_string())
+        .env("SIM_TRTLLM_PORT", free_port().to_string())
+        .env("SIM_LLAMACPP_PORT", free_port().to_string())
+        .env("SIM_FAULT_PORT", free_port().to_string())
+        .env("SIM_LOAD_TIME", "1s")
+        .env("NO_COLOR", "1")
+        // Each test holds its own lock: tests run in parallel on one daemon.
+        .env(
+            "XDG_RUNTIME_DIR",
+            setup.output_dir.parent().expect("parent"),
+        )
+        .stdin(Stdio::null());
+    for service in services {
+        command.args(["--only", service]);
+    }
+    command
+}
+
+fn the_run_dir(output_dir: &Path) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(output_dir)
+        .expect("report directory")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.into_iter().next().expect("one run")
+}
+
+fn results(run_dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).expect("results"))
+        .expect("JSON")
+}
+
+const SHORT: &str = r#"
+[[scenario]]
+name = "warmup"
+discard = true
+input_tokens = 20
+max_tokens = 4
+requests = 1
+
+[[scenario]]
+name = "latency"
+input_tokens = 50
+max_tokens = 16
+requests = 2
+"#;
+
+#[test]
+fn run_measures_healthy_engines_and_reports_a_crashed_one_as_na() {
+    if !spark_testkit::docker_available(
+        "run_measures_healthy_engines_and_reports_a_crashed_one_as_na",
+    ) {
+        return;
+    }
+    spark_testkit::sim_image();
+    let setup = setup("run", SHORT);
+    let output: Output = spark_perf(
+        &setup,
+        &["sim-vllm-fp8-moe", "sim-llamacpp-q4", "sim-crash-on-load"],
+    )
+    .output()
+    .expect("spark-perf runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Something failed, so the exit code says so.
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        setup.project.containers().is_empty(),
+        "containers left behind"
+    );
+
+    let run_dir = the_run_dir(&setup.output_dir);
+    let results = results(&run_dir);
+    assert_eq!(results["complete"], true);
+    let engines = results["engines"].as_array().expect("engines");
+    assert_eq!(engines.len(), 3, "{results}");
+    for healthy in &engines[..2] {
+        assert_eq!(healthy["outcome"]["status"], "ok", "{healthy}");
+        let scenarios = healthy["results"]["scenarios"]
+            .as_array()
+            .expect("scenarios");
+        let latency = scenarios
+            .iter()
+            .find(|s| s["name"] == "latency")
+            .expect("latency");
+        assert_eq!(latency["aggregate"]["n_ok"], 2, "{latency}");
+        assert!(
+            healthy["provenance"]["image_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("sha256:"))
+        );
+        assert!(
+            healthy["startup"]["healthy_s"]
+                .as_f64()
+                .is_some_and(|s| s >= 1.0)
+        );
+    }
+    let crashed = &engines[2];
+    assert_eq!(crashed["service"], "sim-crash-on-load");
+    assert_eq!(crashed["outcome"]["status"], "failed", "{crashed}");
+    let reason = crashed["outcome"]["reason"].as_str().expect("reason");
+    assert!(reason.contains("exit"), "{reason}");
+    // The crashed engine is an N/A column with its reason in every report.
+    let text_report = std::fs::read_dir(&run_dir)
+        .expect("run dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.to_string_lossy().ends_with(".txt"))
+        .expect("text report");
+    let text = std::fs::read_to_string(text_report).expect("text");
+    assert!(
+        text.contains("N/A") && text.contains("sim-crash-on-load: failed in health"),
+        "{text}"
+    );
+    assert!(stdout.contains("sim-crash-on-load"), "{stdout}");
+    let _ = std::fs::remove_dir_all(setup.output_dir.parent().expect("parent"));
+}
+
+fn wait_for(child: &mut Child, deadline: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn ctrl_c_mid_scenario_stops_the_container_and_writes_partial_reports() {
+    if !spark_testkit::docker_available(
+        "ctrl_c_mid_scenario_stops_the_container_and_writes_partial_reports",
+    ) {
+        return;
+    }
+    spark_testkit::sim_image();
+    // 2000 tokens at 8 ms each: 16 s per request, so SIGINT lands mid-scenario.
+    let long = r#"
+[[scenario]]
+name = "long-output"
+input_tokens = 50
+max_tokens = 2000
+requests = 4
+"#;
+    let setup = setup("sigint", long);
+    let mut child = spark_perf(&setup, &["sim-vllm-fp8-moe", "sim-llamacpp-q4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spark-perf starts");
+
+    // Wait until the first engine is measuring: its records file exists.
+    let started = Instant::now();
+    let records = loop {
+        let found = std::fs::read_dir(&setup.output_dir)
+            .ok()
+            .and_then(|mut runs| {
+                let run = runs.next()?.ok()?.path();
+                let path = run.join("sim-vllm-fp8-moe").join("requests.jsonl");
+                path.exists().then_some(path)
+            });
+        if let Some(path) = found {
+            break path;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run never started measuring"
+        );
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "spark-perf exited early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+
+    let status = wait_for(&mut child, Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(status.and_then(|s| s.code()), Some(130), "stderr: {stderr}");
+    assert!(
+        setup.project.containers().is_empty(),
+        "containers left behind"
+    );
+    assert!(records.exists());
+
+    let run_dir = the_run_dir(&setup.output_dir);
+    let results = results(&run_dir);
+    assert_eq!(results["complete"], false, "{results}");
+    let engines = results["engines"].as_array().expect("engines");
+    // The second engine never started.
+    assert_eq!(engines.len(), 1, "{results}");
+    assert_eq!(engines[0]["outcome"]["status"], "interrupted");
+    let markdown = std::fs::read_to_string(run_dir.join("report.md")).expect("report.md");
+    assert!(markdown.contains("Incomplete run"), "{markdown}");
+    let _ = std::fs::remove_dir_all(setup.output_dir.parent().expect("parent"));
+}
