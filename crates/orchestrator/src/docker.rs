@@ -1167,7 +1167,7 @@ impl RunningService {
     /// restarts or is removed, with the exit code and the last 50 log lines
     /// (secrets redacted); fails after `options.timeout` otherwise.
     pub async fn wait_healthy(
-        &mut self,
+        &self,
         options: &HealthOptions,
     ) -> Result<StartupCost, OrchestratorError> {
         let gate_started = self.clock.elapsed();
@@ -1216,6 +1216,24 @@ impl RunningService {
                 })
             }
         }
+    }
+
+    /// The container's last line of output, secrets redacted, for a progress
+    /// display while it loads. Best effort and bounded: `None` on any error.
+    pub async fn last_log_line(&self) -> Option<String> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail("1")
+            .build();
+        let mut stream = self.client.logs(&self.container_id, Some(options));
+        let chunk = tokio::time::timeout(Duration::from_secs(1), stream.next())
+            .await
+            .ok()??
+            .ok()?;
+        let text = String::from_utf8_lossy(&chunk.into_bytes()).into_owned();
+        let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+        Some(self.redactor.redact(line.trim()))
     }
 
     /// The last 50 lines of the container's output, secrets redacted.

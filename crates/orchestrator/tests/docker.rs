@@ -149,7 +149,7 @@ async fn a_sim_service_becomes_healthy_with_compose_names_and_labels_then_is_rem
         .unwrap();
     assert!(stopped.is_empty(), "{stopped:?}");
 
-    let mut running = docker
+    let running = docker
         .start(&project, &target, StartOptions::default())
         .await
         .unwrap();
@@ -166,6 +166,12 @@ async fn a_sim_service_becomes_healthy_with_compose_names_and_labels_then_is_rem
     );
     // The sim loads for 1 s.
     assert!(cost.healthy >= Duration::from_millis(900), "{cost:?}");
+    // What `run` shows beside its spinner: the engine's last line of output.
+    let last_line = running.last_log_line().await;
+    assert!(
+        last_line.as_deref().is_some_and(|line| !line.is_empty()),
+        "{last_line:?}"
+    );
 
     // Labels and name as compose writes them, read back with the docker CLI.
     let labels = docker_cli(&["inspect", "-f", "{{json .Config.Labels}}", &expected_name]);
@@ -290,7 +296,7 @@ async fn a_service_that_exits_while_loading_fails_within_2s_with_its_log_tail() 
     let (project, guard) = sim_project("crash", &[]);
     let target = service(&project, "sim-crash-on-load");
     let docker = Docker::connect().await.unwrap();
-    let mut running = docker
+    let running = docker
         .start(&project, &target, StartOptions::default())
         .await
         .unwrap();
@@ -328,7 +334,7 @@ async fn a_crash_loop_under_a_restart_policy_fails_fast() {
     let (project, guard) = sim_project("loop", &[]);
     let target = service(&project, "sim-crash-loop");
     let docker = Docker::connect().await.unwrap();
-    let mut running = docker
+    let running = docker
         .start(&project, &target, StartOptions::default())
         .await
         .unwrap();
@@ -361,7 +367,7 @@ async fn a_killed_container_is_noticed_within_2s() {
     let (project, guard) = sim_project("killed", &[]);
     let target = service(&project, "sim-never-ready");
     let docker = Docker::connect().await.unwrap();
-    let mut running = docker
+    let running = docker
         .start(&project, &target, StartOptions::default())
         .await
         .unwrap();
@@ -400,7 +406,7 @@ async fn a_never_ready_service_times_out_and_is_removed() {
     let (project, guard) = sim_project("never", &[]);
     let target = service(&project, "sim-never-ready");
     let docker = Docker::connect().await.unwrap();
-    let mut running = docker
+    let running = docker
         .start(&project, &target, StartOptions::default())
         .await
         .unwrap();
@@ -470,7 +476,7 @@ async fn two_inference_services_never_run_at_once() {
     let first = service(&project, "sim-vllm-fp8-moe");
     let second = service(&project, "sim-trtllm-bf16-dense");
     let docker = Docker::connect().await.unwrap();
-    let mut running = docker
+    let running = docker
         .start(&project, &first, StartOptions::default())
         .await
         .unwrap();
@@ -537,7 +543,7 @@ async fn interrupted_run_child() {
     let project = ComposeProject::load(&options).unwrap();
     let target = service(&project, "sim-never-ready");
     let docker = Docker::connect().await.unwrap();
-    let mut running = docker
+    let running = docker
         .start(&project, &target, StartOptions::default())
         .await
         .unwrap();

@@ -299,7 +299,7 @@ async fn one_service(
             return engine;
         }
     }
-    let mut running = match docker.start(project, service, start).await {
+    let running = match docker.start(project, service, start).await {
         Ok(running) => running,
         Err(err) => {
             engine.outcome = failed("start", &err);
@@ -311,9 +311,25 @@ async fn one_service(
         progress,
         format!("{}: waiting for {}", service.name, service.health_url()),
     );
-    let healthy = tokio::select! {
-        result = running.wait_healthy(health) => Some(result),
-        () = cancel.cancelled() => None,
+    let base_message = format!("{}: waiting for {}", service.name, service.health_url());
+    let healthy = {
+        let wait = running.wait_healthy(health);
+        tokio::pin!(wait);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                result = &mut wait => break Some(result),
+                () = cancel.cancelled() => break None,
+                _ = tick.tick() => {
+                    // The engine's own words while it loads (downloading,
+                    // loading weights, compiling graphs), secrets redacted.
+                    if let Some(line) = running.last_log_line().await {
+                        let line: String = line.chars().take(80).collect();
+                        spinner.set_message(format!("{base_message}: {line}"));
+                    }
+                }
+            }
+        }
     };
     spinner.finish_and_clear();
     let measured = match healthy {
