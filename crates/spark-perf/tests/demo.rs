@@ -87,5 +87,76 @@ fn demo_measures_three_simulated_engines_and_writes_every_report() {
         // spark-sim is told to load for 1 s.
         assert!(healthy >= 1.0, "{engine}");
     }
+
+    check_report_and_compare(run, &results);
     let _ = std::fs::remove_dir_all(&output_dir);
+}
+
+fn spark_perf(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_spark-perf"))
+        .args(args)
+        .output()
+        .expect("spark-perf runs")
+}
+
+/// `report` re-renders the demo's run exactly, and `compare` gives the exit
+/// codes a cron job acts on: 0 for the same run, 1 for a regression, 2 for
+/// runs that are not comparable.
+fn check_report_and_compare(run: &std::path::Path, results: &serde_json::Value) {
+    let run_arg = run.to_str().expect("UTF-8 path");
+    let markdown = spark_perf(&["report", run_arg, "--format", "md"]);
+    assert!(markdown.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&markdown.stdout),
+        std::fs::read_to_string(run.join("report.md")).expect("report.md")
+    );
+
+    let baseline = run.join("results.json");
+    let baseline_arg = baseline.to_str().expect("UTF-8 path");
+    let same = spark_perf(&["compare", baseline_arg, baseline_arg]);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+
+    // The first engine's throughput TTFT three times slower: a regression.
+    let mut slower = results.clone();
+    let scenarios = slower["engines"][0]["results"]["scenarios"]
+        .as_array_mut()
+        .expect("scenarios");
+    let throughput = scenarios
+        .iter_mut()
+        .find(|s| s["name"] == "throughput")
+        .expect("throughput scenario");
+    let mean = throughput["aggregate"]["ttft_ms"]["mean"]
+        .as_f64()
+        .expect("mean");
+    throughput["aggregate"]["ttft_ms"]["mean"] = serde_json::json!(mean * 3.0);
+    let slower_path = run.join("slower.json");
+    std::fs::write(&slower_path, slower.to_string()).expect("write");
+    let regressed = spark_perf(&["compare", baseline_arg, slower_path.to_str().expect("path")]);
+    let table = String::from_utf8_lossy(&regressed.stdout);
+    assert_eq!(regressed.status.code(), Some(1), "{table}");
+    assert!(table.contains("REGRESSED"), "{table}");
+
+    // Another command line: not comparable unless forced.
+    let mut other = results.clone();
+    other["engines"][0]["provenance"]["command"]
+        .as_array_mut()
+        .expect("command")
+        .push(serde_json::json!("--max-num-seqs=8"));
+    let other_path = run.join("other.json");
+    std::fs::write(&other_path, other.to_string()).expect("write");
+    let refused = spark_perf(&["compare", baseline_arg, other_path.to_str().expect("path")]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("command differs"));
+    let forced = spark_perf(&[
+        "compare",
+        "--force",
+        baseline_arg,
+        other_path.to_str().expect("path"),
+    ]);
+    assert_eq!(forced.status.code(), Some(0));
 }

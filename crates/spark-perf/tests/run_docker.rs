@@ -1,6 +1,7 @@
 //! `spark-perf run` end to end on the real Docker daemon with
 //! `compose/sim.yml`: two healthy engines and one that crashes while loading,
-//! and a run interrupted by SIGINT in the middle of a scenario.
+//! and a run interrupted by SIGINT in the middle of a scenario (while a
+//! second run is refused by the run lock).
 //!
 //! Each test uses its own compose project name and free host ports, and
 //! checks that no container of its project is left behind.
@@ -260,7 +261,17 @@ requests = 4
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    std::thread::sleep(Duration::from_millis(500));
+    // A second run on the same Docker host is refused while this one runs.
+    let second = spark_perf(&setup, &["sim-vllm-fp8-moe"])
+        .output()
+        .expect("second spark-perf runs");
+    let second_err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{second_err}");
+    assert!(
+        second_err.contains("another spark-perf run is using this Docker host"),
+        "{second_err}"
+    );
+
     let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
 
