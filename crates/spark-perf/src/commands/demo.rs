@@ -55,10 +55,10 @@ fn demo_scenarios() -> anyhow::Result<Vec<Scenario>> {
         let c = &mut s.config;
         match s.group.as_str() {
             "warmup" => c.max_tokens = 8,
-            "latency" => (c.requests, c.max_tokens) = (2, 64),
+            "latency" => (c.requests, c.max_tokens) = (2, 48),
             "long-context" => (c.requests, c.max_tokens) = (1, 16),
             "sequential" => (c.requests, c.input_tokens, c.max_tokens) = (4, 64, 32),
-            "throughput" => (c.requests, c.concurrency, c.max_tokens) = (16, 8, 32),
+            "throughput" => (c.requests, c.concurrency, c.max_tokens) = (8, 8, 32),
             _ if matches!(c.arrival, Arrival::Poisson { .. }) => {
                 (c.requests, c.concurrency, c.max_tokens) = (8, 16, 32);
             }
