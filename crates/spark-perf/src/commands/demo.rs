@@ -44,8 +44,8 @@ fn demo_scenarios() -> anyhow::Result<Vec<Scenario>> {
         "long-context-8k",
         "sequential",
         "throughput",
-        "rate-2",
-        "rate-8",
+        "rate-4",
+        "rate-16",
     ]
     .iter()
     .map(|s| (*s).to_owned())
