@@ -6,11 +6,11 @@
 
 use std::fmt::Write as _;
 
-use spark_results::{Arrival, Distribution, EngineOutcome, ScenarioResult, SuiteResults};
+use spark_results::{Arrival, Distribution, ScenarioResult, SuiteResults};
 
 use crate::compare_table::{scenario_names, tables};
 use crate::render::svg::{self, escape};
-use crate::render::{METRIC_DEFINITIONS, flags, format_unix_ms};
+use crate::render::{METRIC_DEFINITIONS, failures, flags, format_unix_ms};
 
 const STYLE: &str = "
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -93,19 +93,14 @@ pub fn render(suite: &SuiteResults) -> String {
         out.push_str("</tbody></table>\n");
     }
     charts(&mut out, suite);
-    let failed: Vec<_> = suite.engines.iter().filter(|e| !e.is_ok()).collect();
+    let failed = failures(suite);
     if !failed.is_empty() {
         out.push_str("<h2>Engines without full results</h2>\n<ul>\n");
-        for engine in failed {
-            let reason = match &engine.outcome {
-                EngineOutcome::Ok => continue,
-                EngineOutcome::Failed { phase, reason } => format!("failed in {phase}: {reason}"),
-                EngineOutcome::Interrupted => "interrupted".to_owned(),
-            };
+        for (service, reason) in failed {
             let _ = writeln!(
                 out,
                 "<li><strong>{}</strong>: <pre>{}</pre></li>",
-                escape(&engine.service),
+                escape(service),
                 escape(&reason)
             );
         }

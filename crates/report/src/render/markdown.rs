@@ -3,11 +3,11 @@
 
 use std::fmt::Write as _;
 
-use spark_results::{EngineOutcome, SuiteResults};
+use spark_results::SuiteResults;
 
 use crate::compare_table::tables;
 use crate::render::text::TROPHY;
-use crate::render::{METRIC_DEFINITIONS, flags, format_unix_ms};
+use crate::render::{METRIC_DEFINITIONS, failures, flags, format_unix_ms};
 
 /// Renders the whole report as Markdown.
 pub fn render(suite: &SuiteResults) -> String {
@@ -51,22 +51,12 @@ pub fn render(suite: &SuiteResults) -> String {
         }
         out.push('\n');
     }
-    let failed: Vec<_> = suite.engines.iter().filter(|e| !e.is_ok()).collect();
+    let failed = failures(suite);
     if !failed.is_empty() {
         let _ = writeln!(out, "## Engines without full results\n");
-        for engine in failed {
-            let reason = match &engine.outcome {
-                EngineOutcome::Ok => continue,
-                EngineOutcome::Failed { phase, reason } => format!("failed in {phase}: {reason}"),
-                EngineOutcome::Interrupted => "interrupted".to_owned(),
-            };
+        for (service, reason) in failed {
             let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
-            let _ = writeln!(
-                out,
-                "- **{}**: {}",
-                escape(&engine.service),
-                escape(&reason)
-            );
+            let _ = writeln!(out, "- **{}**: {}", escape(service), escape(&reason));
         }
         out.push('\n');
     }

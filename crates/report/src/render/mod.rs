@@ -6,7 +6,7 @@ pub mod markdown;
 pub mod svg;
 pub mod text;
 
-use spark_results::SuiteResults;
+use spark_results::{EngineOutcome, SuiteResults};
 
 use crate::stats::PERCENTILE_DEFINITION as PERCENTILE_DEFINITION_OVER_ITERATIONS;
 
@@ -32,6 +32,23 @@ pub fn json(suite: &SuiteResults) -> String {
         // this stays a message rather than a panic all the same.
         format!("{{\"error\": \"cannot serialize results: {err}\"}}")
     })
+}
+
+/// The engines without full results and why, in run order: the N/A columns
+/// of every report.
+pub fn failures(suite: &SuiteResults) -> Vec<(&str, String)> {
+    suite
+        .engines
+        .iter()
+        .filter_map(|engine| {
+            let reason = match &engine.outcome {
+                EngineOutcome::Ok => return None,
+                EngineOutcome::Failed { phase, reason } => format!("failed in {phase}: {reason}"),
+                EngineOutcome::Interrupted => "interrupted".to_owned(),
+            };
+            Some((engine.service.as_str(), reason))
+        })
+        .collect()
 }
 
 /// What could not be guaranteed: estimated token counts, short outputs,

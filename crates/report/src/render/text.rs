@@ -4,11 +4,11 @@
 
 use std::fmt::Write as _;
 
-use spark_results::{EngineOutcome, SuiteResults};
+use spark_results::SuiteResults;
 use unicode_width::UnicodeWidthStr;
 
 use crate::compare_table::{Table, tables};
-use crate::render::{METRIC_DEFINITIONS, flags, format_unix_ms};
+use crate::render::{self, METRIC_DEFINITIONS, flags, format_unix_ms};
 
 /// The winner's mark.
 pub const TROPHY: &str = "🏆";
@@ -58,22 +58,13 @@ fn header(out: &mut String, suite: &SuiteResults) {
 }
 
 fn failures(out: &mut String, suite: &SuiteResults) {
-    let failed: Vec<_> = suite
-        .engines
-        .iter()
-        .filter(|engine| !engine.is_ok())
-        .collect();
+    let failed = render::failures(suite);
     if failed.is_empty() {
         return;
     }
     out.push_str("Engines without full results (N/A above)\n");
-    for engine in failed {
-        let reason = match &engine.outcome {
-            EngineOutcome::Ok => continue,
-            EngineOutcome::Failed { phase, reason } => format!("failed in {phase}: {reason}"),
-            EngineOutcome::Interrupted => "interrupted".to_owned(),
-        };
-        let _ = writeln!(out, "  {}: {}", engine.service, one_line(&reason));
+    for (service, reason) in failed {
+        let _ = writeln!(out, "  {service}: {}", one_line(&reason));
     }
     out.push('\n');
 }

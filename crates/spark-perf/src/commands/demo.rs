@@ -86,21 +86,9 @@ pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
             &exe, name, profile, flavor, &scenarios, &writer, &progress, &cancel,
         )
         .await;
-        if let EngineOutcome::Failed { phase, reason } = &engine.outcome {
-            eprintln!("{name} failed in {phase}: {reason}");
-        }
         writer.push(engine)?;
     }
-    let stopped = cancel
-        .is_cancelled()
-        .then(|| "interrupted (Ctrl-C or SIGTERM)".to_owned());
-    let interrupted = stopped.is_some();
-    let paths = writer.finish(stopped)?;
-    if opts.json {
-        println!("{}", spark_report::render::json(writer.suite()));
-    } else {
-        flow::print_summary(writer.suite(), &paths);
-    }
+    let interrupted = flow::conclude(&mut writer, &cancel, opts.json)?;
     if interrupted {
         return Ok(EXIT_INTERRUPTED);
     }

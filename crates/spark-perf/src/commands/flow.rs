@@ -116,8 +116,12 @@ impl SuiteWriter {
         Ok(dir)
     }
 
-    /// Records one engine's turn and saves at once.
+    /// Records one engine's turn (saying on stderr when it failed) and saves
+    /// at once.
     pub(crate) fn push(&mut self, engine: EngineRun) -> anyhow::Result<()> {
+        if let EngineOutcome::Failed { phase, reason } = &engine.outcome {
+            eprintln!("{} failed in {phase}: {reason}", engine.service);
+        }
         if let Some(results) = &engine.results {
             let dir = self.engine_dir(&engine.service)?;
             write_atomically(&dir.join("results.json"), &json_of(results))?;
@@ -144,6 +148,30 @@ impl SuiteWriter {
         self.save()?;
         write_reports(&self.dir, &self.suite)
     }
+}
+
+/// Ends a run: writes every report (marked incomplete when `cancel` fired)
+/// and prints the tables, or the JSON with `json`. Returns whether the run
+/// was interrupted.
+pub(crate) fn conclude(
+    writer: &mut SuiteWriter,
+    cancel: &CancellationToken,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let stopped = cancel
+        .is_cancelled()
+        .then(|| "interrupted (Ctrl-C or SIGTERM)".to_owned());
+    let interrupted = stopped.is_some();
+    let paths = writer.finish(stopped)?;
+    if json {
+        println!("{}", render::json(writer.suite()));
+        for path in &paths {
+            eprintln!("wrote {}", path.display());
+        }
+    } else {
+        print_summary(writer.suite(), &paths);
+    }
+    Ok(interrupted)
 }
 
 /// Writes the text, Markdown and HTML reports of `suite` into `dir`.

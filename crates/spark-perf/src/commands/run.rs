@@ -153,24 +153,9 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
             &cancel,
         )
         .await;
-        if let EngineOutcome::Failed { phase, reason } = &engine.outcome {
-            eprintln!("service {} failed in {phase}: {reason}", service.name);
-        }
         writer.push(engine)?;
     }
-    let stopped = cancel
-        .is_cancelled()
-        .then(|| "interrupted (Ctrl-C or SIGTERM)".to_owned());
-    let interrupted = stopped.is_some();
-    let paths = writer.finish(stopped)?;
-    if opts.json {
-        println!("{}", spark_report::render::json(writer.suite()));
-        for path in &paths {
-            eprintln!("wrote {}", path.display());
-        }
-    } else {
-        flow::print_summary(writer.suite(), &paths);
-    }
+    let interrupted = flow::conclude(&mut writer, &cancel, opts.json)?;
     if interrupted {
         return Ok(EXIT_INTERRUPTED);
     }
