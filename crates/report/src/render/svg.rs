@@ -64,13 +64,7 @@ pub fn bars(title: &str, unit: &str, items: &[(String, Option<f64>)]) -> String 
     let mut svg = open(title, height);
     for (idx, (name, value)) in items.iter().enumerate() {
         let y = 40.0 + idx as f64 * (BAR_HEIGHT + GAP);
-        let _ = write!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" class="axis">{}</text>"#,
-            LEFT - 8.0,
-            y + BAR_HEIGHT * 0.7,
-            escape(name)
-        );
+        row_label(&mut svg, y, name);
         match value {
             Some(value) => {
                 let width = (value / max * plot).max(1.0);
@@ -87,14 +81,7 @@ pub fn bars(title: &str, unit: &str, items: &[(String, Option<f64>)]) -> String 
                     escape(unit)
                 );
             }
-            None => {
-                let _ = write!(
-                    svg,
-                    r#"<text x="{:.1}" y="{:.1}" class="na">N/A</text>"#,
-                    LEFT + 4.0,
-                    y + BAR_HEIGHT * 0.7
-                );
-            }
+            None => not_available(&mut svg, y),
         }
     }
     svg.push_str("</svg>");
@@ -118,20 +105,9 @@ pub fn ranges(title: &str, unit: &str, items: &[(String, Option<[f64; 5]>)]) -> 
         let y = 40.0 + idx as f64 * (BAR_HEIGHT + GAP);
         let mid = y + BAR_HEIGHT / 2.0;
         let colour = PALETTE[idx % PALETTE.len()];
-        let _ = write!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" class="axis">{}</text>"#,
-            LEFT - 8.0,
-            y + BAR_HEIGHT * 0.7,
-            escape(name)
-        );
+        row_label(&mut svg, y, name);
         let Some([min, p50, p90, p99, top]) = value else {
-            let _ = write!(
-                svg,
-                r#"<text x="{:.1}" y="{:.1}" class="na">N/A</text>"#,
-                LEFT + 4.0,
-                y + BAR_HEIGHT * 0.7
-            );
+            not_available(&mut svg, y);
             continue;
         };
         let _ = write!(
@@ -238,6 +214,27 @@ pub fn lines(
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The name of a bar or range row, right-aligned before the plot.
+fn row_label(svg: &mut String, y: f64, name: &str) {
+    let _ = write!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="end" class="axis">{}</text>"#,
+        LEFT - 8.0,
+        y + BAR_HEIGHT * 0.7,
+        escape(name)
+    );
+}
+
+/// "N/A" in place of a row's bar or range.
+fn not_available(svg: &mut String, y: f64) {
+    let _ = write!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" class="na">N/A</text>"#,
+        LEFT + 4.0,
+        y + BAR_HEIGHT * 0.7
+    );
 }
 
 fn open(title: &str, height: f64) -> String {

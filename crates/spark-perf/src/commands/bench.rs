@@ -11,8 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use spark_load::scenario::{self, Overrides};
 use spark_load::{Engine, EngineConfig, JsonlSink, RunOptions, Timeouts};
-use spark_results::{Endpoint, RunResults, SCHEMA_VERSION, ScenarioResult};
-use tokio_util::sync::CancellationToken;
+use spark_results::{Endpoint, RunResults, ScenarioResult};
 
 use crate::{EXIT_ERROR, EXIT_OK};
 
@@ -145,27 +144,13 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
         eprintln!("note: {note}");
     }
 
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: stopping; what was measured is kept");
-            on_signal.cancel();
-        }
-    });
-
+    let cancel = super::flow::interrupt_token();
     let options = RunOptions {
         max_consecutive_failures: opts.max_consecutive_failures.max(1),
         keep_records: true,
         seed: 0,
     };
-    let mut results = Vec::with_capacity(scenarios.len());
-    let mut stopped = None;
     for (scenario_idx, s) in scenarios.iter().enumerate() {
-        if cancel.is_cancelled() {
-            stopped = Some("cancelled".to_owned());
-            break;
-        }
         eprintln!(
             "[{}/{}] {}: {} requests, concurrency {}, {} in / {} out",
             scenario_idx + 1,
@@ -176,26 +161,16 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
             s.config.input_tokens,
             s.config.max_tokens
         );
-        let result = spark_load::run_scenario(&engine, s, &mut sink, &options, &cancel).await;
+    }
+    let run = spark_load::run(&engine, &scenarios, &mut sink, &options, &cancel).await;
+    for result in &run.scenarios {
         for note in &result.notes {
-            eprintln!("  note: {note}");
-        }
-        let why = result.stopped.clone();
-        results.push(result);
-        if let Some(why) = why {
-            eprintln!("  stopped: {why}");
-            stopped = Some(format!("scenario {} stopped: {why}", s.name));
-            break;
+            eprintln!("  {}: note: {note}", result.name);
         }
     }
-    let run = RunResults {
-        schema_version: SCHEMA_VERSION,
-        tool: format!("spark-perf {}", env!("CARGO_PKG_VERSION")),
-        started_unix_ms,
-        engine: engine.info(),
-        scenarios: results,
-        stopped,
-    };
+    if let Some(stopped) = &run.stopped {
+        eprintln!("stopped: {stopped}");
+    }
     let path = dir.join("results.json");
     let json = serde_json::to_string_pretty(&run).context("cannot serialise the results")?;
     std::fs::write(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
