@@ -720,17 +720,7 @@ impl From<bollard::models::ImageInspect> for ImageFacts {
 }
 
 fn split_image_tag(image: &str) -> (String, String) {
-    if image.contains('@') {
-        return (image.to_owned(), String::new());
-    }
-    let last_slash = image.rfind('/').map_or(0, |p| p + 1);
-    match image[last_slash..].rfind(':') {
-        Some(colon) => (
-            image[..last_slash + colon].to_owned(),
-            image[last_slash + colon + 1..].to_owned(),
-        ),
-        None => (image.to_owned(), "latest".to_owned()),
-    }
+    crate::image_ref::ImageRef::parse(image).pull_args(image)
 }
 
 fn container_display_name(container: &bollard::models::ContainerSummary) -> String {
@@ -1429,6 +1419,10 @@ mod tests {
         assert_eq!(
             split_image_tag("x@sha256:1"),
             ("x@sha256:1".into(), String::new())
+        );
+        assert_eq!(
+            split_image_tag("localhost:5000/x:tag"),
+            ("localhost:5000/x".into(), "tag".into())
         );
     }
 }

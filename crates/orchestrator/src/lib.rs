@@ -34,10 +34,12 @@ mod docker;
 mod error;
 mod hash;
 mod health;
+mod image_ref;
 mod redact;
 
 pub use compose::{
     Checked, ComposeProject, Diagnostic, Flavor, InferenceService, LoadOptions, Service, Severity,
+    parse_duration,
 };
 pub use docker::{
     COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions, StoppedContainer,

@@ -195,13 +195,9 @@ fn is_sim_image(image: &str) -> bool {
 
 /// The repository part of an image reference (no tag, no digest), lower case.
 fn image_repository(image: &str) -> String {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let last_slash = without_digest.rfind('/').map_or(0, |p| p + 1);
-    let repository = match without_digest[last_slash..].rfind(':') {
-        Some(colon) => &without_digest[..last_slash + colon],
-        None => without_digest,
-    };
-    repository.to_ascii_lowercase()
+    crate::image_ref::ImageRef::parse(image)
+        .repository
+        .to_ascii_lowercase()
 }
 
 fn flavor_from_image(image: &str) -> Option<Flavor> {

@@ -26,6 +26,7 @@ use interpolate::Vars;
 use locate::{Locator, Seg, ypath};
 pub(crate) use service::MountSpec;
 pub use service::Service;
+pub use units::parse_duration;
 
 /// What to read and with which environment, as the `docker compose` flags
 /// `-f`, `--env-file`, `-p` and `--profile` say.

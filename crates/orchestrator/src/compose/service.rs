@@ -641,8 +641,7 @@ impl Service {
                 )
                 .set_hint("build the image first with `docker compose build`");
             }
-            let last = image.rsplit('/').next().unwrap_or(&image);
-            if !image.contains('@') && (!last.contains(':') || last.ends_with(":latest")) {
+            if crate::image_ref::ImageRef::parse(&image).is_floating() {
                 p.warning(
                     ypath!["image"],
                     format!("image `{image}` uses the `latest` tag"),

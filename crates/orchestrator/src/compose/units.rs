@@ -1,12 +1,17 @@
 //! Small parsers compose shares with the Docker CLI: Go durations (`1m30s`),
-//! byte sizes (`16gb`), the shell-style splitting of a string `command:`, and
-//! the edit distance behind "did you mean".
+//! byte sizes (`16gb`), the shell-style splitting of a string `command:`
+//! (`shlex`), and "did you mean" (`strsim`'s edit distance).
 
 use std::time::Duration;
 
-/// Parses a Go duration as compose accepts it (`10s`, `1m30s`, `500ms`, `2h`).
-/// A bare number is seconds (compose-go accepts that for `stop_grace_period`).
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+/// Parses a Go duration as compose accepts it (`10s`, `1m30s`, `500ms`, `2h`,
+/// `1.5h`). A bare number is seconds (compose-go accepts that for
+/// `stop_grace_period`).
+///
+/// This is spark-perf's one duration grammar: compose files and every
+/// command-line flag (`--health-timeout 2h`) parse with it, so a value that
+/// works in one place works in the other.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -64,82 +69,13 @@ pub(crate) fn parse_bytes(text: &str) -> Option<i64> {
     (bytes.is_finite() && bytes < 9.0e18).then_some(bytes as i64)
 }
 
-/// Splits a command string as a POSIX shell would split words (no expansion):
-/// single quotes are literal, double quotes allow `\"`, `\\`, `\$`, and a
-/// backslash outside quotes escapes the next character. `None` when a quote
-/// is left open.
+/// Splits a command string as a POSIX shell splits words, without
+/// expansion (the `shlex` crate): single quotes are literal, double quotes
+/// allow `\"`, `\\`, `\$`, a backslash outside quotes escapes the next
+/// character, and an unquoted `#` at the start of a word begins a comment.
+/// `None` when a quote is left open or the text ends in a lone backslash.
 pub(crate) fn split_shell_words(text: &str) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '\'' => break,
-                        c => word.push(c),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        '\\' => match chars.next()? {
-                            c @ ('"' | '\\' | '$' | '`') => word.push(c),
-                            '\n' => {}
-                            c => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                        },
-                        c => word.push(c),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some('\n') | None => {}
-                    Some(c) => word.push(c),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Some(words)
-}
-
-/// Levenshtein distance, for "did you mean" suggestions.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous_diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous_diagonal + usize::from(ca != *cb);
-            previous_diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
+    shlex::split(text)
 }
 
 /// The candidate closest to `word`, when it is close enough to be a typo.
@@ -151,7 +87,7 @@ pub(crate) fn closest<'a>(
     candidates
         .into_iter()
         .map(|candidate| {
-            let distance = edit_distance(&lower, &candidate.to_ascii_lowercase());
+            let distance = strsim::levenshtein(&lower, &candidate.to_ascii_lowercase());
             let contains = candidate.contains(word) || word.contains(candidate);
             (if contains { distance.min(2) } else { distance }, candidate)
         })
@@ -195,6 +131,17 @@ mod tests {
         assert_eq!(split_shell_words("  ").unwrap(), Vec::<String>::new());
         assert_eq!(split_shell_words("''").unwrap(), [""]);
         assert!(split_shell_words("'open").is_none());
+        assert!(split_shell_words(r#""open"#).is_none());
+        // Escapes inside double quotes, a backslash-newline continuation.
+        assert_eq!(
+            split_shell_words("sh -c \"echo \\\"hi\\\" \\$HOME\" a\\\nb").unwrap(),
+            ["sh", "-c", "echo \"hi\" $HOME", "ab"]
+        );
+        // Tabs and newlines separate words like spaces.
+        assert_eq!(
+            split_shell_words("serve\tmodel\n--port 8000").unwrap(),
+            ["serve", "model", "--port", "8000"]
+        );
     }
 
     #[test]
@@ -205,5 +152,8 @@ mod tests {
             Some("vllm-qwen3-30b")
         );
         assert_eq!(closest("zzz", ["image", "ports"]), None);
+        // Case does not count; the nearest of several wins.
+        assert_eq!(closest("PORTS", ["ports", "port"]), Some("ports"));
+        assert_eq!(closest("netwrks", ["networks", "volumes"]), Some("networks"));
     }
 }
