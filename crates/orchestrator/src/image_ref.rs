@@ -79,10 +79,7 @@ mod tests {
             parts("localhost:5000/x:tag"),
             ("localhost:5000/x", Some("tag"), None)
         );
-        assert_eq!(
-            parts("x/y@sha256:abc"),
-            ("x/y", None, Some("sha256:abc"))
-        );
+        assert_eq!(parts("x/y@sha256:abc"), ("x/y", None, Some("sha256:abc")));
         assert_eq!(
             parts("localhost:5000/x:1.0@sha256:abc"),
             ("localhost:5000/x", Some("1.0"), Some("sha256:abc"))

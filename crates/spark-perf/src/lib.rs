@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 
 /// Exit code: everything ran and nothing regressed.
 pub const EXIT_OK: u8 = 0;
-/// Exit code: a regression against the baseline (reserved for `compare`).
+/// Exit code: a regression against the baseline (`compare`, `--baseline`).
 pub const EXIT_REGRESSION: u8 = 1;
 /// Exit code: an error (bad input, an engine that failed, a run that stopped).
 pub const EXIT_ERROR: u8 = 2;
@@ -51,7 +51,7 @@ pub enum Command {
     /// GPU, no Docker), with shortened scenarios.
     Demo(commands::demo::DemoOpts),
     /// Run benchmark scenarios against an engine that is already up (no
-    /// Docker) and write DIR/results.json and DIR/requests.jsonl.
+    /// Docker) and write the same results and reports as `run`, into DIR.
     Bench(Box<commands::bench::BenchOpts>),
     /// Compare a run with a baseline: exit 1 on a regression.
     Compare(commands::compare::CompareOpts),
@@ -78,6 +78,10 @@ pub fn main(opts: Opts) -> ExitCode {
     let outcome = runtime.block_on(run(opts.command));
     match outcome {
         Ok(code) => ExitCode::from(code),
+        // As ripgrep does: a reader that stopped reading (`| head`) got what
+        // it wanted, so a closed stdout is neither an error nor worth a word.
+        // Every file was written before stdout was.
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(EXIT_ERROR)
@@ -97,6 +101,37 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
     }
 }
 
+/// Writes `text` to stdout and flushes. A closed pipe comes back as an
+/// `io::Error` of kind `BrokenPipe`, which [`main`] turns into a quiet exit 0;
+/// `print!` would panic instead.
+pub(crate) fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Whether the error (or any cause in its chain) is a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The exit code of a run from whether every engine was measured to the end
+/// and, with a baseline, the comparison's code. An engine that failed is an
+/// error (2) even when a metric also regressed: the regression alone would
+/// tell cron "slower", when the truth is "broken".
+pub(crate) fn run_exit_code(all_engines_ok: bool, comparison: Option<u8>) -> u8 {
+    if !all_engines_ok {
+        return EXIT_ERROR;
+    }
+    comparison.unwrap_or(EXIT_OK)
+}
+
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
@@ -110,4 +145,28 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_engine_is_an_error_even_when_a_metric_regressed() {
+        assert_eq!(run_exit_code(false, Some(EXIT_REGRESSION)), EXIT_ERROR);
+        assert_eq!(run_exit_code(false, Some(EXIT_OK)), EXIT_ERROR);
+        assert_eq!(run_exit_code(false, None), EXIT_ERROR);
+        assert_eq!(run_exit_code(true, Some(EXIT_REGRESSION)), EXIT_REGRESSION);
+        assert_eq!(run_exit_code(true, Some(EXIT_ERROR)), EXIT_ERROR);
+        assert_eq!(run_exit_code(true, None), EXIT_OK);
+    }
+
+    #[test]
+    fn a_closed_pipe_is_recognised_through_context() {
+        let err = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("writing the report");
+        assert!(is_broken_pipe(&err));
+        let other = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(!is_broken_pipe(&other));
+    }
 }

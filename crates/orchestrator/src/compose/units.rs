@@ -154,6 +154,9 @@ mod tests {
         assert_eq!(closest("zzz", ["image", "ports"]), None);
         // Case does not count; the nearest of several wins.
         assert_eq!(closest("PORTS", ["ports", "port"]), Some("ports"));
-        assert_eq!(closest("netwrks", ["networks", "volumes"]), Some("networks"));
+        assert_eq!(
+            closest("netwrks", ["networks", "volumes"]),
+            Some("networks")
+        );
     }
 }

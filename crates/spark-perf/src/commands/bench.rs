@@ -1,19 +1,19 @@
 //! `spark-perf bench --url URL`: runs scenarios against an engine that is
-//! already up (no Docker), prints a summary and writes `DIR/results.json`
-//! at the end and `DIR/requests.jsonl` as requests end.
+//! already up (no Docker) and writes the same results as `run`, a run of one
+//! engine: `DIR/results.json` and the reports, `DIR/<name>/requests.jsonl`
+//! as requests end and `DIR/<name>/results.json`.
 //!
 //! The API key is read from the environment variable named by
 //! `--api-key-env`; it is never a flag value and never printed.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use anyhow::Context;
 use spark_load::scenario::{self, Overrides};
-use spark_load::{Engine, EngineConfig, JsonlSink, RunOptions, Timeouts};
-use spark_results::{Endpoint, RunResults, ScenarioResult};
+use spark_load::{Engine, EngineConfig, RunOptions, Timeouts};
+use spark_results::{Endpoint, EngineOutcome, EngineRun, Provenance};
 
-use crate::{EXIT_ERROR, EXIT_OK};
+use super::flow::{self, EXIT_INTERRUPTED, SuiteWriter};
 
 /// Options of `spark-perf bench`.
 ///
@@ -54,25 +54,36 @@ pub struct BenchOpts {
     /// Endpoint for every scenario but the warmup.
     #[arg(long, value_enum)]
     pub endpoint: Option<EndpointArg>,
-    /// Output directory (default: reports/bench-<unix time>).
+    /// Output directory, which must not hold results yet (default:
+    /// reports/bench-<unix time>).
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// The engine's name in the reports and in comparisons (default: the model).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Compare with this earlier results.json (of a run or a bench) at the
+    /// end; exit 1 on a regression.
+    #[arg(long, value_name = "RESULTS")]
+    pub baseline: Option<PathBuf>,
+    /// Regression threshold for --baseline, percent.
+    #[arg(long, default_value_t = 5.0)]
+    pub threshold: f64,
     /// Stop a scenario (and the run) after this many consecutive failures.
     #[arg(long, default_value_t = 10)]
     pub max_consecutive_failures: u32,
     /// Connect timeout (e.g. 10s).
-    #[arg(long, value_parser = spark_sim::parse_duration, default_value = "10s")]
+    #[arg(long, value_parser = super::duration_arg, default_value = "10s")]
     pub connect_timeout: Duration,
     /// Time allowed from sending a request to its first token.
-    #[arg(long, value_parser = spark_sim::parse_duration, default_value = "10m")]
+    #[arg(long, value_parser = super::duration_arg, default_value = "10m")]
     pub first_token_timeout: Duration,
     /// Time allowed between two tokens.
-    #[arg(long, value_parser = spark_sim::parse_duration, default_value = "60s")]
+    #[arg(long, value_parser = super::duration_arg, default_value = "60s")]
     pub between_tokens_timeout: Duration,
     /// Time allowed for a whole request.
-    #[arg(long, value_parser = spark_sim::parse_duration, default_value = "30m")]
+    #[arg(long, value_parser = super::duration_arg, default_value = "30m")]
     pub request_timeout: Duration,
-    /// Print the results JSON on stdout instead of the summary.
+    /// Write the results as JSON to stdout (one document) instead of the tables.
     #[arg(long)]
     pub json: bool,
 }
@@ -105,16 +116,10 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
             }),
         },
     );
-    let started_unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
     let dir = opts
         .output
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("reports/bench-{}", started_unix_ms / 1000)));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut sink = JsonlSink::create(&dir.join("requests.jsonl"))?;
+        .unwrap_or_else(|| PathBuf::from(format!("reports/bench-{}", flow::unix_ms() / 1000)));
 
     let engine = Engine::connect(EngineConfig {
         url: opts.url.clone(),
@@ -143,13 +148,11 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
     for note in &info.notes {
         eprintln!("note: {note}");
     }
-
-    let cancel = super::flow::interrupt_token();
-    let options = RunOptions {
-        max_consecutive_failures: opts.max_consecutive_failures.max(1),
-        keep_records: true,
-        seed: 0,
-    };
+    // The same results as `run`: a run of one engine, written as it goes by
+    // the same writer, so `report` and `compare` read a bench directory.
+    let service = opts.name.clone().unwrap_or_else(|| info.model.clone());
+    let mut writer = SuiteWriter::create_at(&dir, format!("bench --url {}", info.url))?;
+    eprintln!("writing results to {}", writer.dir().display());
     for (scenario_idx, s) in scenarios.iter().enumerate() {
         eprintln!(
             "[{}/{}] {}: {} requests, concurrency {}, {} in / {} out",
@@ -162,91 +165,64 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
             s.config.max_tokens
         );
     }
-    let run = spark_load::run(&engine, &scenarios, &mut sink, &options, &cancel).await;
-    for result in &run.scenarios {
-        for note in &result.notes {
-            eprintln!("  {}: note: {note}", result.name);
+
+    let cancel = flow::interrupt_token();
+    let options = RunOptions {
+        max_consecutive_failures: opts.max_consecutive_failures.max(1),
+        // The records are in requests.jsonl; results.json keeps aggregates.
+        keep_records: false,
+        seed: 0,
+    };
+    let progress = flow::progress();
+    let engine_dir = writer.engine_dir(&service)?;
+    let measured = flow::measure_engine(
+        &engine,
+        &scenarios,
+        &engine_dir,
+        &service,
+        &progress,
+        &cancel,
+        &options,
+    )
+    .await;
+    let mut run = EngineRun {
+        service,
+        flavor: "unknown".to_owned(),
+        model: Some(info.model.clone()),
+        outcome: EngineOutcome::Ok,
+        startup: None,
+        provenance: Some(Provenance {
+            image: format!("not started by spark-perf: {}", info.url),
+            engine_version: flow::engine_version(&info.url).await,
+            ..Provenance::default()
+        }),
+        results: None,
+    };
+    match measured {
+        Ok(results) => {
+            for result in &results.scenarios {
+                for note in &result.notes {
+                    eprintln!("  {}: note: {note}", result.name);
+                }
+            }
+            run.outcome = flow::outcome_of(&results, &cancel);
+            run.results = Some(results);
+        }
+        Err(err) => {
+            run.outcome = EngineOutcome::Failed {
+                phase: "scenarios".to_owned(),
+                reason: format!("{err:#}"),
+            };
         }
     }
-    if let Some(stopped) = &run.stopped {
-        eprintln!("stopped: {stopped}");
+    writer.push(run)?;
+    if flow::conclude(&mut writer, &cancel, opts.json)? {
+        return Ok(EXIT_INTERRUPTED);
     }
-    let path = dir.join("results.json");
-    let json = serde_json::to_string_pretty(&run).context("cannot serialise the results")?;
-    std::fs::write(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
-    if opts.json {
-        println!("{json}");
-    } else {
-        print_summary(&run);
-    }
-    eprintln!("wrote {} and {}", path.display(), sink.path().display());
-    Ok(if run.stopped.is_some() {
-        EXIT_ERROR
-    } else {
-        EXIT_OK
-    })
-}
-
-/// A plain table on stdout; the report command renders the full one.
-fn print_summary(run: &RunResults) {
-    println!(
-        "{:<20} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7}",
-        "scenario",
-        "ok/n",
-        "in",
-        "out",
-        "TTFT p50",
-        "TTFT p99",
-        "TPOT p50",
-        "ITL p99",
-        "E2E p50",
-        "out tok/s",
-        "req/s"
-    );
-    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
-    for s in run.scenarios.iter().filter(|s| !s.discarded) {
-        let a = &s.aggregate;
-        let mean_tokens = |total: u64| {
-            if a.n_ok > 0 {
-                format!("{:.0}", total as f64 / f64::from(a.n_ok))
-            } else {
-                "-".to_owned()
-            }
-        };
-        println!(
-            "{:<20} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10.1} {:>7.2}",
-            s.name,
-            format!("{}/{}", a.n_ok, a.n_requests),
-            mean_tokens(a.input_tokens_total),
-            mean_tokens(a.output_tokens_total),
-            ms(a.ttft_ms.p50),
-            ms(a.ttft_ms.p99),
-            ms(a.tpot_ms.p50),
-            ms(a.itl_ms.p99),
-            ms(a.e2e_ms.p50),
-            a.output_throughput_tok_s,
-            a.request_throughput_rps,
-        );
-        print_failures(s);
-    }
-    println!("times in ms; in/out are mean tokens per successful request (engine usage)");
-    if let Some(why) = &run.stopped {
-        println!("stopped early: {why}");
-    }
-}
-
-fn print_failures(s: &ScenarioResult) {
-    for (class, n) in &s.aggregate.failures_by_class {
-        let example = s
-            .requests
-            .iter()
-            .filter_map(|r| r.failure.as_ref())
-            .find(|f| f.class.as_str() == class)
-            .map(|f| match f.http_status {
-                Some(status) => format!("HTTP {status}: {}", f.message),
-                None => f.message.clone(),
-            })
-            .unwrap_or_default();
-        println!("  {n} failed ({class}), e.g. {example}");
-    }
+    flow::verdict(
+        writer.suite(),
+        opts.baseline.as_deref(),
+        opts.threshold,
+        opts.json,
+    )
 }

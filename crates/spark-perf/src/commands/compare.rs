@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use spark_report::compare::{CompareOptions, compare, render_text};
-use spark_results::SuiteResults;
+use spark_results::{EngineOutcome, EngineRun, RunResults, SUITE_SCHEMA_VERSION, SuiteResults};
 
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_REGRESSION};
 
@@ -34,7 +34,22 @@ pub struct CompareOpts {
 
 pub(crate) fn run(opts: &CompareOpts) -> anyhow::Result<u8> {
     let current = load(&opts.current)?;
-    against(&opts.baseline, &current, opts.threshold / 100.0, opts.force)
+    against(
+        &opts.baseline,
+        &current,
+        opts.threshold / 100.0,
+        opts.force,
+        TableTo::Stdout,
+    )
+}
+
+/// Where the comparison table goes: stdout for `compare`, stderr when stdout
+/// carries a JSON document (`run --json --baseline`), which must stay one
+/// parseable document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TableTo {
+    Stdout,
+    Stderr,
 }
 
 /// Compares `current` with the baseline file, prints the table, returns the
@@ -44,10 +59,15 @@ pub(crate) fn against(
     current: &SuiteResults,
     threshold: f64,
     force: bool,
+    table_to: TableTo,
 ) -> anyhow::Result<u8> {
     let baseline = load(baseline)?;
     let comparison = compare(&baseline, current, CompareOptions { threshold, force });
-    print!("{}", render_text(&comparison));
+    let table = render_text(&comparison);
+    match table_to {
+        TableTo::Stdout => crate::write_stdout(&table)?,
+        TableTo::Stderr => eprint!("{table}"),
+    }
     if !comparison.differences.is_empty() && !force {
         eprintln!("the runs are not comparable (pass --force to compare anyway)");
         return Ok(EXIT_ERROR);
@@ -61,7 +81,9 @@ pub(crate) fn against(
     }
 }
 
-/// Reads a run's results: a results.json, or a run directory holding one.
+/// Reads a run's results: a run's results.json, the per-engine results.json
+/// inside a run directory (or a `bench` of an older spark-perf), or a
+/// directory holding either.
 pub(crate) fn load(path: &Path) -> anyhow::Result<SuiteResults> {
     let file = if path.is_dir() {
         path.join("results.json")
@@ -70,19 +92,86 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<SuiteResults> {
     };
     let text = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read {}", file.display()))?;
-    let suite: SuiteResults = serde_json::from_str(&text).with_context(|| {
+    let not_ours = || {
         format!(
             "{} is not a spark-perf run's results.json (schema in docs/results.schema.json)",
             file.display()
         )
-    })?;
-    if suite.schema_version != spark_results::SUITE_SCHEMA_VERSION {
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(not_ours)?;
+    // One engine's results have `engine` and `scenarios`; a run has `engines`.
+    let is_one_engine = value.get("engines").is_none() && value.get("scenarios").is_some();
+    let suite = if is_one_engine {
+        let results: RunResults = serde_json::from_value(value).with_context(not_ours)?;
+        check_version(&file, results.schema_version, spark_results::SCHEMA_VERSION)?;
+        one_engine_suite(&file, results)
+    } else {
+        let suite: SuiteResults = serde_json::from_value(value).with_context(not_ours)?;
+        check_version(&file, suite.schema_version, SUITE_SCHEMA_VERSION)?;
+        suite
+    };
+    Ok(suite)
+}
+
+fn check_version(file: &Path, found: u32, expected: u32) -> anyhow::Result<()> {
+    if found != expected {
         anyhow::bail!(
-            "{}: schema_version {} is not the {} this spark-perf reads",
+            "{}: schema_version {found} is not the {expected} this spark-perf reads",
             file.display(),
-            suite.schema_version,
-            spark_results::SUITE_SCHEMA_VERSION
         );
     }
-    Ok(suite)
+    Ok(())
+}
+
+/// One engine's results as a run of that one engine. Inside a run directory
+/// (`<run>/<engine>/results.json`) the run's own entry for the engine gives
+/// the service, flavor, startup and provenance; elsewhere the directory's
+/// name stands for the service.
+fn one_engine_suite(file: &Path, results: RunResults) -> SuiteResults {
+    let engine_dir = file.parent().filter(|dir| !dir.as_os_str().is_empty());
+    let dir_name = engine_dir
+        .and_then(Path::file_name)
+        .map(|name| name.to_string_lossy().into_owned());
+    let run_entry = engine_dir
+        .and_then(Path::parent)
+        .map(|run_dir| run_dir.join("results.json"))
+        .and_then(|run_file| std::fs::read_to_string(run_file).ok())
+        .and_then(|text| serde_json::from_str::<SuiteResults>(&text).ok())
+        .and_then(|run| {
+            run.engines
+                .into_iter()
+                .find(|engine| Some(super::flow::dir_name_of(&engine.service)) == dir_name)
+        });
+    let outcome = match &results.stopped {
+        Some(reason) => EngineOutcome::Failed {
+            phase: "scenarios".to_owned(),
+            reason: reason.clone(),
+        },
+        None => EngineOutcome::Ok,
+    };
+    let engine = match run_entry {
+        Some(entry) => EngineRun {
+            results: Some(results.clone()),
+            ..entry
+        },
+        None => EngineRun {
+            service: dir_name.unwrap_or_else(|| results.engine.model.clone()),
+            flavor: "unknown".to_owned(),
+            model: Some(results.engine.model.clone()),
+            outcome,
+            startup: None,
+            provenance: None,
+            results: Some(results.clone()),
+        },
+    };
+    SuiteResults {
+        schema_version: SUITE_SCHEMA_VERSION,
+        tool: results.tool.clone(),
+        started_unix_ms: results.started_unix_ms,
+        finished_unix_ms: None,
+        complete: results.stopped.is_none(),
+        stopped: results.stopped.clone(),
+        source: format!("{} (one engine's results)", file.display()),
+        engines: vec![engine],
+    }
 }

@@ -15,7 +15,6 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::flow::{self, EXIT_INTERRUPTED, SuiteWriter};
-use crate::{EXIT_ERROR, EXIT_OK};
 
 /// Options of `spark-perf demo`.
 #[derive(Debug, clap::Args)]
@@ -92,8 +91,7 @@ pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
     if interrupted {
         return Ok(EXIT_INTERRUPTED);
     }
-    let all_ok = writer.suite().engines.iter().all(EngineRun::is_ok);
-    Ok(if all_ok { EXIT_OK } else { EXIT_ERROR })
+    flow::verdict(writer.suite(), None, 0.0, opts.json)
 }
 
 #[allow(clippy::too_many_arguments)]

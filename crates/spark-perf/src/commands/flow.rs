@@ -8,7 +8,7 @@
 //! crash, a kill or a power cut loses at most the requests in flight.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -76,6 +76,26 @@ impl SuiteWriter {
         }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the report directory {}", dir.display()))?;
+        SuiteWriter::start(dir, started, source)
+    }
+
+    /// Writes the run into `dir` itself (created), as `bench --output DIR`
+    /// does; refuses a directory that already holds a run, which would be
+    /// overwritten.
+    pub(crate) fn create_at(dir: &Path, source: String) -> anyhow::Result<SuiteWriter> {
+        let existing = dir.join("results.json");
+        if existing.exists() {
+            anyhow::bail!(
+                "{} already holds results; pass another --output (or remove it)",
+                dir.display()
+            );
+        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the report directory {}", dir.display()))?;
+        SuiteWriter::start(dir.to_owned(), unix_ms(), source)
+    }
+
+    fn start(dir: PathBuf, started: u64, source: String) -> anyhow::Result<SuiteWriter> {
         let writer = SuiteWriter {
             dir,
             suite: SuiteResults {
@@ -100,17 +120,7 @@ impl SuiteWriter {
 
     /// The directory of one engine's files (created).
     pub(crate) fn engine_dir(&self, service: &str) -> anyhow::Result<PathBuf> {
-        let safe: String = service
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let dir = self.dir.join(safe);
+        let dir = self.dir.join(dir_name_of(service));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(dir)
@@ -150,6 +160,21 @@ impl SuiteWriter {
     }
 }
 
+/// The name of an engine's directory inside a run: the service name with
+/// anything but `[A-Za-z0-9._-]` replaced, so no name escapes the run.
+pub(crate) fn dir_name_of(service: &str) -> String {
+    service
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Ends a run: writes every report (marked incomplete when `cancel` fired)
 /// and prints the tables, or the JSON with `json`. Returns whether the run
 /// was interrupted.
@@ -164,14 +189,61 @@ pub(crate) fn conclude(
     let interrupted = stopped.is_some();
     let paths = writer.finish(stopped)?;
     if json {
-        println!("{}", render::json(writer.suite()));
+        crate::write_stdout(&(render::json(writer.suite()) + "\n"))?;
         for path in &paths {
             eprintln!("wrote {}", path.display());
         }
     } else {
-        print_summary(writer.suite(), &paths);
+        print_summary(writer.suite(), &paths)?;
     }
     Ok(interrupted)
+}
+
+/// The exit code at the end of a run (`run`, `bench`): compares with the
+/// baseline when there is one (the table on stderr under `--json`, so stdout
+/// stays one JSON document), names the engines that failed, and says both
+/// when an engine failed and a metric regressed.
+pub(crate) fn verdict(
+    suite: &SuiteResults,
+    baseline: Option<&Path>,
+    threshold_percent: f64,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let comparison = match baseline {
+        Some(baseline) => Some(super::compare::against(
+            baseline,
+            suite,
+            threshold_percent / 100.0,
+            false,
+            if json {
+                super::compare::TableTo::Stderr
+            } else {
+                super::compare::TableTo::Stdout
+            },
+        )?),
+        None => None,
+    };
+    let failed: Vec<&str> = suite
+        .engines
+        .iter()
+        .filter(|engine| !engine.is_ok())
+        .map(|engine| engine.service.as_str())
+        .collect();
+    let all_ok = failed.is_empty();
+    if !all_ok {
+        let regressed = if comparison == Some(crate::EXIT_REGRESSION) {
+            ", and a metric regressed against the baseline"
+        } else {
+            ""
+        };
+        eprintln!(
+            "error: {} of {} engines failed ({}){regressed}",
+            failed.len(),
+            suite.engines.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(crate::run_exit_code(all_ok, comparison))
 }
 
 /// Writes the text, Markdown and HTML reports of `suite` into `dir`.
@@ -235,7 +307,28 @@ struct ProgressSink<'a> {
     progress: &'a MultiProgress,
     service: &'a str,
     scenarios: &'a [Scenario],
-    bar: Option<(String, ProgressBar, std::time::Instant, u64)>,
+    bar: Option<(String, ProgressBar, Instant, u64)>,
+}
+
+/// When a record's scenario started: the record ended just now, and it ended
+/// `start_ms + e2e_ms` after the scenario's start. The bar is created at the
+/// first record, so timing from the bar's creation would make a scenario's
+/// first tokens look instantaneous (one request on a 22 tok/s engine read
+/// `500000 tok/s`).
+fn scenario_start(now: Instant, start_ms: f64, e2e_ms: f64) -> Instant {
+    let since_start_ms = start_ms + e2e_ms;
+    let since_start = Duration::try_from_secs_f64(since_start_ms / 1e3).unwrap_or_default();
+    now.checked_sub(since_start).unwrap_or(now)
+}
+
+/// The bar's live rate: output tokens per second of wall time since the
+/// scenario started (a dash until a millisecond has passed).
+fn rate_message(n_tokens: u64, since_start: Duration) -> String {
+    let secs = since_start.as_secs_f64();
+    if secs < 1e-3 {
+        return "- tok/s".to_owned();
+    }
+    format!("{:.1} tok/s", n_tokens as f64 / secs)
 }
 
 impl RecordSink for ProgressSink<'_> {
@@ -259,12 +352,12 @@ impl RecordSink for ProgressSink<'_> {
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.set_prefix(format!("{} / {}", self.service, record.scenario));
-            self.bar = Some((record.scenario.clone(), bar, std::time::Instant::now(), 0));
+            let started = scenario_start(Instant::now(), record.start_ms, record.e2e_ms);
+            self.bar = Some((record.scenario.clone(), bar, started, 0));
         }
         if let Some((_, bar, started, tokens)) = self.bar.as_mut() {
             *tokens += u64::from(record.output_tokens.unwrap_or(0));
-            let secs = started.elapsed().as_secs_f64().max(1e-3);
-            bar.set_message(format!("{:.0} tok/s", *tokens as f64 / secs));
+            bar.set_message(rate_message(*tokens, started.elapsed()));
             bar.inc(1);
         }
         self.file.write(record)
@@ -292,6 +385,25 @@ pub(crate) async fn measure(
     let engine = Engine::connect(config)
         .await
         .with_context(|| format!("service {service}: cannot use the engine"))?;
+    let options = RunOptions {
+        // The records are in requests.jsonl; results.json keeps aggregates.
+        keep_records: false,
+        ..RunOptions::default()
+    };
+    measure_engine(&engine, scenarios, dir, service, progress, cancel, &options).await
+}
+
+/// Runs the scenarios on a connected engine, appending every record to
+/// `dir/requests.jsonl` as it ends, with a progress bar per scenario.
+pub(crate) async fn measure_engine(
+    engine: &Engine,
+    scenarios: &[Scenario],
+    dir: &Path,
+    service: &str,
+    progress: &MultiProgress,
+    cancel: &CancellationToken,
+    options: &RunOptions,
+) -> anyhow::Result<RunResults> {
     let file = JsonlSink::create(&dir.join("requests.jsonl"))?;
     let mut sink = ProgressSink {
         file,
@@ -300,12 +412,7 @@ pub(crate) async fn measure(
         scenarios,
         bar: None,
     };
-    let options = RunOptions {
-        // The records are in requests.jsonl; results.json keeps aggregates.
-        keep_records: false,
-        ..RunOptions::default()
-    };
-    Ok(spark_load::run(&engine, scenarios, &mut sink, &options, cancel).await)
+    Ok(spark_load::run(engine, scenarios, &mut sink, options, cancel).await)
 }
 
 /// The engine's version from `/version` (vLLM, SGLang, spark-sim), if it
@@ -343,16 +450,35 @@ pub(crate) fn outcome_of(results: &RunResults, cancel: &CancellationToken) -> En
 
 /// Prints the comparison tables to stdout (colour only on a terminal without
 /// `NO_COLOR`) and where the reports are, to stderr.
-pub(crate) fn print_summary(suite: &SuiteResults, paths: &[PathBuf]) {
-    use std::io::{IsTerminal as _, Write as _};
+pub(crate) fn print_summary(suite: &SuiteResults, paths: &[PathBuf]) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let text = render::text::render(suite, TextStyle { color });
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
+    crate::write_stdout(&text)?;
     eprintln!("\nreports:");
     for path in paths {
         eprintln!("  {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_rate_counts_from_the_scenario_start() {
+        // One request of 44 tokens that took 2 s on a 22 tok/s engine: the
+        // bar appears when it ends, and must still say 22 tok/s.
+        let now = Instant::now() + Duration::from_secs(10);
+        let started = scenario_start(now, 0.0, 2000.0);
+        assert_eq!(now - started, Duration::from_secs(2));
+        assert_eq!(rate_message(44, now - started), "22.0 tok/s");
+        // A request sent 1 s into the scenario and ending at 3 s.
+        assert_eq!(
+            now - scenario_start(now, 1000.0, 2000.0),
+            Duration::from_secs(3)
+        );
+        assert_eq!(rate_message(0, Duration::ZERO), "- tok/s");
     }
 }

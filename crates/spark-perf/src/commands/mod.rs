@@ -9,7 +9,17 @@ pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod sim;
 
+use std::time::Duration;
+
 use spark_load::ApiKey;
+
+/// The parser of every duration flag: the orchestrator's grammar, the one
+/// compose files use, so `90s`, `30m`, `2h`, `1h30m` and `500ms` work in
+/// both places alike.
+pub(crate) fn duration_arg(text: &str) -> Result<Duration, String> {
+    spark_orchestrator::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration (e.g. 500ms, 90s, 30m, 2h, 1h30m)"))
+}
 
 /// Reads the API key from the environment variable named on the command
 /// line (never from a flag value, so it stays out of shell history and `ps`).

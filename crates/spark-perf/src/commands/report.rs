@@ -1,7 +1,6 @@
 //! `spark-perf report RESULTS --format txt|md|json|html`: renders a past run
 //! again, to stdout.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use spark_report::render::{self, text::TextStyle};
@@ -39,8 +38,6 @@ pub(crate) fn run(opts: &ReportOpts) -> anyhow::Result<u8> {
         ReportFormat::Json => render::json(&suite) + "\n",
         ReportFormat::Html => render::html::render(&suite),
     };
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error.
-    let _ = stdout.write_all(text.as_bytes());
+    crate::write_stdout(&text)?;
     Ok(EXIT_OK)
 }

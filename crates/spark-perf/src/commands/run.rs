@@ -20,7 +20,7 @@ use spark_results::{EngineOutcome, EngineRun, Provenance, StartupCost};
 
 use super::flow::{self, EXIT_INTERRUPTED, SuiteWriter};
 use super::lock;
-use crate::{EXIT_ERROR, EXIT_OK};
+use crate::EXIT_OK;
 
 /// Options of `spark-perf run`.
 #[derive(Debug, clap::Args)]
@@ -60,10 +60,10 @@ pub struct RunOpts {
     #[arg(long)]
     pub iterations: Option<u32>,
     /// Give up on a service that is not healthy after this long (e.g. 30m, 90s).
-    #[arg(long, value_parser = spark_sim::parse_duration, default_value = "30m")]
+    #[arg(long, value_parser = super::duration_arg, default_value = "30m")]
     pub health_timeout: Duration,
     /// Time between two health probes.
-    #[arg(long, value_parser = spark_sim::parse_duration, default_value = "3s")]
+    #[arg(long, value_parser = super::duration_arg, default_value = "3s")]
     pub health_interval: Duration,
     /// Directory of the reports (one subdirectory per run).
     #[arg(long, short = 'o', default_value = "reports")]
@@ -159,15 +159,12 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
     if interrupted {
         return Ok(EXIT_INTERRUPTED);
     }
-    if let Some(baseline) = &opts.baseline {
-        let code =
-            super::compare::against(baseline, writer.suite(), opts.threshold / 100.0, false)?;
-        if code != EXIT_OK {
-            return Ok(code);
-        }
-    }
-    let all_ok = writer.suite().engines.iter().all(EngineRun::is_ok);
-    Ok(if all_ok { EXIT_OK } else { EXIT_ERROR })
+    flow::verdict(
+        writer.suite(),
+        opts.baseline.as_deref(),
+        opts.threshold,
+        opts.json,
+    )
 }
 
 /// Selected and overridden scenarios.
