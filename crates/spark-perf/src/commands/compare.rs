@@ -149,9 +149,12 @@ fn one_engine_suite(file: &Path, results: RunResults) -> SuiteResults {
         },
         None => EngineOutcome::Ok,
     };
+    let tool = results.tool.clone();
+    let started_unix_ms = results.started_unix_ms;
+    let stopped = results.stopped.clone();
     let engine = match run_entry {
         Some(entry) => EngineRun {
-            results: Some(results.clone()),
+            results: Some(results),
             ..entry
         },
         None => EngineRun {
@@ -161,16 +164,16 @@ fn one_engine_suite(file: &Path, results: RunResults) -> SuiteResults {
             outcome,
             startup: None,
             provenance: None,
-            results: Some(results.clone()),
+            results: Some(results),
         },
     };
     SuiteResults {
         schema_version: SUITE_SCHEMA_VERSION,
-        tool: results.tool.clone(),
-        started_unix_ms: results.started_unix_ms,
+        tool,
+        started_unix_ms,
         finished_unix_ms: None,
-        complete: results.stopped.is_none(),
-        stopped: results.stopped.clone(),
+        complete: stopped.is_none(),
+        stopped,
         source: format!("{} (one engine's results)", file.display()),
         engines: vec![engine],
     }
