@@ -419,26 +419,41 @@ async fn parse_generation(req: Request<Incoming>, endpoint: Endpoint) -> Result<
     })
 }
 
-fn context_error(shared: &Shared, prompt_tokens: u32, max_tokens: Option<u32>) -> Option<Resp> {
+fn context_error(
+    shared: &Shared,
+    prompt_tokens: u32,
+    max_tokens: Option<u32>,
+    stream: bool,
+) -> Option<Resp> {
     let max_len = shared.args.max_model_len;
     if shared.args.flavor == Flavor::Llamacpp {
         // llama.cpp rejects only prompts that do not fit; it cuts generation
         // at the context end instead of refusing a large max_tokens.
         return (prompt_tokens >= max_len).then(|| {
-            json_response(
-                StatusCode::BAD_REQUEST,
-                &LlamacppErrorResponse {
-                    error: LlamacppError {
-                        code: 400,
-                        message: format!(
-                            "request ({prompt_tokens} tokens) exceeds the available context size ({max_len} tokens), try increasing it"
-                        ),
-                        kind: "exceed_context_size_error",
-                        n_prompt_tokens: Some(prompt_tokens),
-                        n_ctx: Some(max_len),
-                    },
-                },
-            )
+            let error = LlamacppError {
+                code: 400,
+                message: format!(
+                    "request ({prompt_tokens} tokens) exceeds the available context size ({max_len} tokens), try increasing it"
+                ),
+                kind: "exceed_context_size_error",
+                n_prompt_tokens: Some(prompt_tokens),
+                n_ctx: Some(max_len),
+            };
+            if stream {
+                // llama-server has already answered 200 when the slot finds
+                // the prompt too long: the error is an `error:` field of
+                // its own in the stream (`server_sent_event(sink, "error",
+                // …)`), the inner object only, and no [DONE].
+                let json = serde_json::to_string(&error).unwrap_or_default();
+                let mut response =
+                    Response::new(SimBody::full(format!("error: {json}\n\n")));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                return response;
+            }
+            json_response(StatusCode::BAD_REQUEST, &LlamacppErrorResponse { error })
         });
     }
     if prompt_tokens >= max_len {
@@ -522,7 +537,13 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, endpoint: Endpoin
     };
     let max_len = shared.args.max_model_len;
     let prompt_tokens = u32::try_from(parsed.prompt.len()).unwrap_or(u32::MAX);
-    if let Some(resp) = context_error(&shared, prompt_tokens, max_tokens) {
+    if shared.args.reject_stream_options && sampling.stream_options.is_some() {
+        return bad_request(
+            "Unrecognized request argument supplied: stream_options".to_owned(),
+            Some("stream_options"),
+        );
+    }
+    if let Some(resp) = context_error(&shared, prompt_tokens, max_tokens, parsed.stream) {
         return resp;
     }
     let room = max_len.saturating_sub(prompt_tokens).max(1);
@@ -605,6 +626,8 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, endpoint: Endpoin
         include_usage,
         continuous_usage,
         fault,
+        tokens_per_chunk: shared.args.tokens_per_chunk.max(1),
+        llamacpp_errors: shared.args.flavor == Flavor::Llamacpp,
     };
     let record = TruthRecord {
         request_id: id,

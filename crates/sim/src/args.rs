@@ -98,6 +98,14 @@ pub struct SimArgs {
     /// Crash (exit code 3) once N generation requests have finished.
     #[arg(long)]
     pub exit_after_requests: Option<u64>,
+    /// Tokens per stream chunk (SGLang's `--stream-interval`, a gateway that
+    /// batches): each chunk's text and per-chunk usage cover N tokens.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tokens_per_chunk: u32,
+    /// Answer 400 to any request with `stream_options`, as servers that do
+    /// not know the field do.
+    #[arg(long)]
+    pub reject_stream_options: bool,
     /// Require `Authorization: Bearer KEY` on /v1/* (as vLLM's --api-key).
     #[arg(long, env = "VLLM_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,

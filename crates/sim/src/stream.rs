@@ -7,6 +7,11 @@
 //! ([`Frames`]); token texts come pre-escaped from the static vocabulary, so
 //! the per-token work is three `memcpy`s (plus number formatting only when
 //! `continuous_usage_stats` asks for per-chunk usage).
+//!
+//! With `--tokens-per-chunk N` due tokens are held back until N are due (or
+//! the response ends), and one event carries all N texts, as SGLang's
+//! `stream_interval` and batching gateways do; an event never mixes
+//! reasoning and content.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -81,6 +86,10 @@ pub(crate) struct Plan {
     pub(crate) continuous_usage: bool,
     /// A stream fault and the number of tokens sent before it.
     pub(crate) fault: Option<(FaultKind, u32)>,
+    /// Tokens per SSE event (at least 1).
+    pub(crate) tokens_per_chunk: u32,
+    /// Errors inside a stream are llama-server's `error:` field.
+    pub(crate) llamacpp_errors: bool,
 }
 
 impl Plan {
@@ -204,6 +213,10 @@ fn push_usage(buf: &mut BytesMut, prompt: u32, completion: u32) {
 /// comes from `json.dumps`, hence the spaces after `:` and `,`.
 pub(crate) const STREAM_ERROR_EVENT: &[u8] = b"data: {\"error\": {\"message\": \"Internal server error\", \"type\": \"InternalServerError\", \"param\": null, \"code\": 500}}\n\ndata: [DONE]\n\n";
 
+/// llama-server's in-stream error: an `error` field of its own (its
+/// `server_sent_event(sink, "error", …)`), the bare error object, no [DONE].
+pub(crate) const LLAMACPP_STREAM_ERROR_EVENT: &[u8] = b"error: {\"code\":500,\"message\":\"Internal server error\",\"type\":\"server_error\"}\n\n";
+
 /// Per-request ground truth, recorded once, when the request ends (or on drop).
 #[derive(Debug)]
 pub(crate) struct TruthGuard {
@@ -286,6 +299,8 @@ pub(crate) struct SseBody {
     frames: Frames,
     generation: Generation,
     sent: u32,
+    /// Tokens due but held back until a chunk of `tokens_per_chunk` is full.
+    held: u32,
     stage: Stage,
     buf: BytesMut,
     guard: TruthGuard,
@@ -312,15 +327,17 @@ impl SseBody {
             plan,
             generation,
             sent: 0,
+            held: 0,
             stage: Stage::Tokens,
             buf: BytesMut::with_capacity(16 * 1024),
             guard,
         }
     }
 
-    fn push_token(&mut self, idx: u32) {
-        let (json_text, _, reasoning) = self.plan.token(idx);
-        let is_last = idx + 1 == self.plan.total_tokens;
+    /// One event carrying tokens `start..end` (all reasoning or all content).
+    fn push_chunk(&mut self, start: u32, end: u32) {
+        let (_, _, reasoning) = self.plan.token(start);
+        let is_last = end == self.plan.total_tokens;
         let frames = &self.frames;
         let buf = &mut self.buf;
         buf.extend_from_slice(if reasoning {
@@ -328,7 +345,9 @@ impl SseBody {
         } else {
             &frames.head_content
         });
-        buf.extend_from_slice(json_text.as_bytes());
+        for idx in start..end {
+            buf.extend_from_slice(self.plan.token(idx).0.as_bytes());
+        }
         buf.extend_from_slice(if is_last {
             &frames.tail_final
         } else {
@@ -336,9 +355,35 @@ impl SseBody {
         });
         if self.plan.continuous_usage {
             buf.extend_from_slice(b",\"usage\":");
-            push_usage(buf, self.plan.prompt_tokens, idx + 1);
+            push_usage(buf, self.plan.prompt_tokens, end);
         }
         buf.extend_from_slice(b"}\n\n");
+    }
+
+    /// Events for the due tokens `start..end`: `tokens_per_chunk` per event,
+    /// cut where reasoning turns into content; a partial chunk goes out only
+    /// at the end. Returns how many tokens were written.
+    fn push_tokens(&mut self, start: u32, end: u32, at_end: bool) -> u32 {
+        let per_chunk = self.plan.tokens_per_chunk.max(1);
+        let mut idx = start;
+        while idx < end {
+            let mut chunk_end = idx + per_chunk;
+            if self.plan.endpoint == Endpoint::Chat
+                && idx < self.plan.reasoning
+                && chunk_end > self.plan.reasoning
+            {
+                chunk_end = self.plan.reasoning;
+            }
+            if chunk_end > end {
+                if !at_end {
+                    break;
+                }
+                chunk_end = end;
+            }
+            self.push_chunk(idx, chunk_end);
+            idx = chunk_end;
+        }
+        idx - start
     }
 
     fn take_frame(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
@@ -368,14 +413,19 @@ impl Body for SseBody {
         loop {
             match &mut this.stage {
                 Stage::Tokens => {
-                    let n = ready!(this.generation.poll_tokens(cx, MAX_BATCH));
-                    if n == 0 {
+                    let due = ready!(this.generation.poll_tokens(cx, MAX_BATCH));
+                    // At the end (no more due) what is held back goes out,
+                    // however few.
+                    let at_end = due == 0;
+                    this.held += due;
+                    if this.held == 0 {
                         this.stage = match this.plan.active_fault() {
                             Some(kind) => Stage::Fault(kind),
                             None => Stage::Tail,
                         };
                         continue;
                     }
+                    let role_len = this.buf.len();
                     if this.sent == 0 && this.plan.endpoint == Endpoint::Chat {
                         let role = if this.plan.continuous_usage {
                             &this.frames.role_usage
@@ -384,9 +434,14 @@ impl Body for SseBody {
                         };
                         this.buf.extend_from_slice(role);
                     }
-                    for idx in this.sent..this.sent + n {
-                        this.push_token(idx);
+                    let n = this.push_tokens(this.sent, this.sent + this.held, at_end);
+                    if n == 0 {
+                        // Not a full chunk yet: take the role chunk back
+                        // and wait for more tokens.
+                        this.buf.truncate(role_len);
+                        continue;
                     }
+                    this.held -= n;
                     this.sent += n;
                     this.guard
                         .tokens_sent(n, monotonic_ns(), this.generation.cached_tokens());
@@ -405,7 +460,11 @@ impl Body for SseBody {
                     return this.take_frame();
                 }
                 Stage::Fault(FaultKind::Error) => {
-                    this.buf.extend_from_slice(STREAM_ERROR_EVENT);
+                    this.buf.extend_from_slice(if this.plan.llamacpp_errors {
+                        LLAMACPP_STREAM_ERROR_EVENT
+                    } else {
+                        STREAM_ERROR_EVENT
+                    });
                     this.stage = Stage::Done;
                     this.guard.finish(Outcome::ErrorAfter, None);
                     return this.take_frame();
