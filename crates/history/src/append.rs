@@ -61,10 +61,11 @@ impl History {
             path: file.clone(),
             source,
         })?;
-        let suite: SuiteResults = serde_json::from_str(&text).map_err(|source| Error::ParseRun {
-            path: file.clone(),
-            source,
-        })?;
+        let suite: SuiteResults =
+            serde_json::from_str(&text).map_err(|source| Error::ParseRun {
+                path: file.clone(),
+                source,
+            })?;
         let meta = RunMeta {
             run_dir: Some(dir.to_path_buf()),
             ..meta.clone()
@@ -73,7 +74,11 @@ impl History {
     }
 }
 
-fn write_run(tx: &Transaction<'_>, suite: &SuiteResults, meta: &RunMeta) -> rusqlite::Result<RunId> {
+fn write_run(
+    tx: &Transaction<'_>,
+    suite: &SuiteResults,
+    meta: &RunMeta,
+) -> rusqlite::Result<RunId> {
     let run_dir = meta.run_dir.as_ref().map(|d| d.display().to_string());
     let started = suite.started_unix_ms as i64;
     let finished = suite.finished_unix_ms.map(|ms| ms as i64);

@@ -129,7 +129,10 @@ impl History {
 
     /// The engines (services) that appear in the history, sorted.
     pub fn engines(&self) -> Result<Vec<String>, Error> {
-        self.strings("SELECT DISTINCT service FROM engine_runs ORDER BY service", &[])
+        self.strings(
+            "SELECT DISTINCT service FROM engine_runs ORDER BY service",
+            &[],
+        )
     }
 
     /// The scenarios measured on `engine`, sorted.

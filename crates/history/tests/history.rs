@@ -60,7 +60,9 @@ fn a_run_round_trips_with_provenance_outcomes_and_per_request_values() {
         assert!(metrics.iter().any(|m| m == name), "{name} in {metrics:?}");
     }
 
-    let ttft = history.series("sim-a", "latency", "ttft_ms.p50", 10).unwrap();
+    let ttft = history
+        .series("sim-a", "latency", "ttft_ms.p50", 10)
+        .unwrap();
     assert_eq!(ttft.len(), 1);
     let point = &ttft[0];
     assert_eq!(point.run_id, id);
@@ -73,16 +75,22 @@ fn a_run_round_trips_with_provenance_outcomes_and_per_request_values() {
     assert_eq!(point.command_hash.as_ref().map(String::len), Some(16));
     let n = history.series("sim-a", "latency", "ttft_ms.n", 10).unwrap();
     assert_eq!(n[0].value, Some(3.0));
-    let rate = history.series("sim-a", "latency", "failure_rate", 10).unwrap();
+    let rate = history
+        .series("sim-a", "latency", "failure_rate", 10)
+        .unwrap();
     assert_eq!(rate[0].value, Some(0.25));
     assert!(rate[0].values.is_empty());
     let healthy = history
         .series("sim-a", "latency", "time_to_healthy_s", 10)
         .unwrap();
     assert_eq!(healthy[0].value, Some(2.5));
-    let timeouts = history.series("sim-a", "latency", "failures.timeout", 10).unwrap();
+    let timeouts = history
+        .series("sim-a", "latency", "failures.timeout", 10)
+        .unwrap();
     assert_eq!(timeouts[0].value, Some(1.0));
-    let err = history.series("sim-a", "latency", "ttft_ms.p42", 10).unwrap_err();
+    let err = history
+        .series("sim-a", "latency", "ttft_ms.p42", 10)
+        .unwrap_err();
     assert!(err.to_string().contains("ttft_ms.p42"), "{err}");
 }
 
@@ -98,7 +106,9 @@ fn series_keeps_the_last_n_runs_oldest_first_and_the_config_hash_tells_configs_a
         }
         history.append(&run, &meta()).unwrap();
     }
-    let series = history.series("sim-a", "latency", "ttft_ms.p50", 3).unwrap();
+    let series = history
+        .series("sim-a", "latency", "ttft_ms.p50", 3)
+        .unwrap();
     let values: Vec<_> = series.iter().map(|p| p.value.unwrap()).collect();
     assert_eq!(values, [103.0, 104.0, 105.0]);
     assert_eq!(series[0].config_hash, series[1].config_hash);
@@ -126,7 +136,9 @@ fn appending_the_same_run_twice_keeps_one_copy_and_its_id() {
     assert_eq!(runs.len(), 1);
     assert!(runs[0].complete);
     assert_eq!(history.engines_of(first).unwrap().len(), 2);
-    let series = history.series("sim-a", "latency", "ttft_ms.p50", 10).unwrap();
+    let series = history
+        .series("sim-a", "latency", "ttft_ms.p50", 10)
+        .unwrap();
     assert_eq!(series.len(), 1);
     assert_eq!(series[0].value, Some(55.0));
     assert_eq!(history.find_run(5_000, &run.source).unwrap(), Some(first));
@@ -156,7 +168,9 @@ fn import_dir_reads_a_run_directory_and_names_a_bad_file() {
     let err = history.import_dir(&bad_dir, &meta()).unwrap_err();
     assert!(matches!(err, Error::ParseRun { .. }), "{err:?}");
     assert!(err.to_string().contains("bad/results.json"), "{err}");
-    let err = history.import_dir(dir.path().join("missing"), &meta()).unwrap_err();
+    let err = history
+        .import_dir(dir.path().join("missing"), &meta())
+        .unwrap_err();
     assert!(err.to_string().contains("missing/results.json"), "{err}");
 }
 
@@ -205,10 +219,15 @@ fn an_older_schema_is_upgraded_and_keeps_its_runs() {
     history
         .append(&suite(1_000, &[50.0, 60.0, 70.0], "sha256:new"), &meta())
         .unwrap();
-    let series = history.series("sim-a", "latency", "ttft_ms.p50", 10).unwrap();
+    let series = history
+        .series("sim-a", "latency", "ttft_ms.p50", 10)
+        .unwrap();
     assert_eq!(series.len(), 2);
     assert_eq!(series[0].value, Some(40.0));
-    assert!(series[0].values.is_empty(), "version 1 kept no per-request values");
+    assert!(
+        series[0].values.is_empty(),
+        "version 1 kept no per-request values"
+    );
     assert_eq!(series[0].image_id.as_deref(), Some("sha256:old"));
     assert_eq!(series[1].values, [50.0, 60.0, 70.0]);
 }
@@ -220,7 +239,9 @@ fn an_empty_file_version_0_gets_the_whole_schema() {
     std::fs::write(&path, b"").unwrap();
     let mut history = History::open(&path).expect("open an empty file");
     assert_eq!(history.schema_version().unwrap(), SCHEMA_VERSION);
-    history.append(&suite(1, &[1.0], "sha256:a"), &meta()).unwrap();
+    history
+        .append(&suite(1, &[1.0], "sha256:a"), &meta())
+        .unwrap();
 }
 
 #[test]
@@ -233,11 +254,18 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     drop(conn);
     let before = std::fs::read(&path).unwrap();
     let err = History::open(&path).unwrap_err();
-    assert!(matches!(err, Error::SchemaTooNew { found: 99, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::SchemaTooNew { found: 99, .. }),
+        "{err:?}"
+    );
     let message = err.to_string();
     assert!(message.contains(path.to_str().unwrap()), "{message}");
     assert!(message.contains("upgrade spark-perf"), "{message}");
-    assert_eq!(std::fs::read(&path).unwrap(), before, "the file was written to");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file was written to"
+    );
     assert!(!dir.path().join("h.sqlite-wal").exists());
 }
 
@@ -304,15 +332,26 @@ fn a_reader_sees_whole_runs_while_a_writer_appends() {
     loop {
         let done = writer.is_finished();
         let runs = reader.runs().expect("read while the writer appends");
-        assert!(runs.len() >= last_seen, "runs went from {last_seen} to {}", runs.len());
+        assert!(
+            runs.len() >= last_seen,
+            "runs went from {last_seen} to {}",
+            runs.len()
+        );
         last_seen = runs.len();
         // Every run the reader sees is whole: both engines and its metrics.
         for run in &runs {
             assert_eq!(reader.engines_of(run.id).unwrap().len(), 2);
         }
         // Read after the runs, so it may see more of them, never fewer.
-        let series = reader.series("sim-a", "latency", "ttft_ms.p50", 1000).unwrap();
-        assert!(series.len() >= runs.len(), "{} < {}", series.len(), runs.len());
+        let series = reader
+            .series("sim-a", "latency", "ttft_ms.p50", 1000)
+            .unwrap();
+        assert!(
+            series.len() >= runs.len(),
+            "{} < {}",
+            series.len(),
+            runs.len()
+        );
         n_reads += 1;
         if done {
             break;

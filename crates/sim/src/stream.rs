@@ -215,7 +215,8 @@ pub(crate) const STREAM_ERROR_EVENT: &[u8] = b"data: {\"error\": {\"message\": \
 
 /// llama-server's in-stream error: an `error` field of its own (its
 /// `server_sent_event(sink, "error", …)`), the bare error object, no [DONE].
-pub(crate) const LLAMACPP_STREAM_ERROR_EVENT: &[u8] = b"error: {\"code\":500,\"message\":\"Internal server error\",\"type\":\"server_error\"}\n\n";
+pub(crate) const LLAMACPP_STREAM_ERROR_EVENT: &[u8] =
+    b"error: {\"code\":500,\"message\":\"Internal server error\",\"type\":\"server_error\"}\n\n";
 
 /// Per-request ground truth, recorded once, when the request ends (or on drop).
 #[derive(Debug)]

@@ -68,7 +68,11 @@ async fn llamacpp_stream_errors_are_error_fields() {
         json!({"prompt": prompt, "stream": true}),
     )
     .await;
-    assert_eq!(response.status(), 200, "llama-server answers before the slot checks");
+    assert_eq!(
+        response.status(),
+        200,
+        "llama-server answers before the slot checks"
+    );
     assert!(
         response.headers()["content-type"]
             .to_str()
@@ -111,7 +115,12 @@ async fn reject_stream_options_answers_400_naming_it() {
     .await;
     assert_eq!(with.status(), 400);
     assert!(with.text().await.expect("body").contains("stream_options"));
-    let without = post(&sim, "/v1/completions", json!({"prompt": "hi", "stream": true})).await;
+    let without = post(
+        &sim,
+        "/v1/completions",
+        json!({"prompt": "hi", "stream": true}),
+    )
+    .await;
     assert_eq!(without.status(), 200);
     sim.stop().await;
 }
