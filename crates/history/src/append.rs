@@ -25,7 +25,10 @@ pub struct RunMeta {
 /// The per-request value of each distribution metric, in the order the
 /// distributions of `ScenarioAggregate` are listed. A request has no ITL
 /// percentile of its own, so its ITL value is its mean gap.
-const PER_REQUEST: &[(&str, fn(&RequestRecord) -> Option<f64>)] = &[
+/// Reads one metric's value from a request record.
+type PerRequestValue = fn(&RequestRecord) -> Option<f64>;
+
+const PER_REQUEST: &[(&str, PerRequestValue)] = &[
     ("ttft_ms", |r| r.ttft_ms),
     ("tpot_ms", |r| r.tpot_ms),
     ("itl_ms", |r| r.itl_mean_ms),
