@@ -13,7 +13,7 @@ use spark_load::scenario::{self, Overrides};
 use spark_load::{Engine, EngineConfig, RunOptions, Timeouts};
 use spark_results::{Endpoint, EngineOutcome, EngineRun, Provenance};
 
-use super::flow::{self, EXIT_INTERRUPTED, SuiteWriter};
+use super::flow::{self, SuiteWriter};
 
 /// Options of `spark-perf bench`.
 ///
@@ -216,11 +216,9 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
         }
     }
     writer.push(run)?;
-    if flow::conclude(&mut writer, &cancel, opts.json)? {
-        return Ok(EXIT_INTERRUPTED);
-    }
-    flow::verdict(
-        writer.suite(),
+    flow::finish(
+        &mut writer,
+        &cancel,
         opts.baseline.as_deref(),
         opts.threshold,
         opts.json,

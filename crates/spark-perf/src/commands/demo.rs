@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use super::flow::{self, EXIT_INTERRUPTED, SuiteWriter};
+use super::flow::{self, SuiteWriter};
 
 /// Options of `spark-perf demo`.
 #[derive(Debug, clap::Args)]
@@ -87,11 +87,7 @@ pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
         .await;
         writer.push(engine)?;
     }
-    let interrupted = flow::conclude(&mut writer, &cancel, opts.json)?;
-    if interrupted {
-        return Ok(EXIT_INTERRUPTED);
-    }
-    flow::verdict(writer.suite(), None, 0.0, opts.json)
+    flow::finish(&mut writer, &cancel, None, 0.0, opts.json)
 }
 
 #[allow(clippy::too_many_arguments)]

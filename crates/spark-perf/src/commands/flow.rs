@@ -175,10 +175,26 @@ pub(crate) fn dir_name_of(service: &str) -> String {
         .collect()
 }
 
+/// Ends a run of `run`, `bench` or `demo`: writes the reports, then
+/// judges the suite against the baseline. Interrupted wins over every other
+/// outcome (exit 130).
+pub(crate) fn finish(
+    writer: &mut SuiteWriter,
+    cancel: &CancellationToken,
+    baseline: Option<&Path>,
+    threshold_percent: f64,
+    json: bool,
+) -> anyhow::Result<u8> {
+    if conclude(writer, cancel, json)? {
+        return Ok(EXIT_INTERRUPTED);
+    }
+    verdict(writer.suite(), baseline, threshold_percent, json)
+}
+
 /// Ends a run: writes every report (marked incomplete when `cancel` fired)
 /// and prints the tables, or the JSON with `json`. Returns whether the run
 /// was interrupted.
-pub(crate) fn conclude(
+fn conclude(
     writer: &mut SuiteWriter,
     cancel: &CancellationToken,
     json: bool,
@@ -203,7 +219,7 @@ pub(crate) fn conclude(
 /// baseline when there is one (the table on stderr under `--json`, so stdout
 /// stays one JSON document), names the engines that failed, and says both
 /// when an engine failed and a metric regressed.
-pub(crate) fn verdict(
+fn verdict(
     suite: &SuiteResults,
     baseline: Option<&Path>,
     threshold_percent: f64,

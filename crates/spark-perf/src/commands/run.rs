@@ -18,7 +18,7 @@ use spark_orchestrator::{
 };
 use spark_results::{EngineOutcome, EngineRun, Provenance, StartupCost};
 
-use super::flow::{self, EXIT_INTERRUPTED, SuiteWriter};
+use super::flow::{self, SuiteWriter};
 use super::lock;
 use crate::EXIT_OK;
 
@@ -155,12 +155,9 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         .await;
         writer.push(engine)?;
     }
-    let interrupted = flow::conclude(&mut writer, &cancel, opts.json)?;
-    if interrupted {
-        return Ok(EXIT_INTERRUPTED);
-    }
-    flow::verdict(
-        writer.suite(),
+    flow::finish(
+        &mut writer,
+        &cancel,
         opts.baseline.as_deref(),
         opts.threshold,
         opts.json,
