@@ -56,7 +56,7 @@ const LOG_TAIL_LINES: usize = 50;
 /// container at a time.
 #[derive(Debug)]
 pub struct Docker {
-    client: bollard::Docker,
+    pub(crate) client: bollard::Docker,
     /// The service whose container this handle runs, if any.
     active: Arc<Mutex<Option<String>>>,
 }

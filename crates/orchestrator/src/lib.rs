@@ -30,6 +30,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod compose;
+mod daemon;
 mod docker;
 mod error;
 mod hash;
@@ -41,6 +42,7 @@ pub use compose::{
     Checked, ComposeProject, Diagnostic, Flavor, InferenceService, LoadOptions, Service, Severity,
     parse_duration,
 };
+pub use daemon::canonical_host;
 pub use docker::{
     COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions, StoppedContainer,
 };

@@ -31,9 +31,11 @@ use crate::EXIT_OK;
   spark-perf run --dry-run                         print the plan, start nothing
   spark-perf run --baseline reports/last-good/results.json   exit 1 on a regression")]
 pub struct RunOpts {
-    /// The compose file.
-    #[arg(long, short = 'f', default_value = "docker-compose.yml")]
-    pub compose: PathBuf,
+    /// The compose file (default: as `docker compose` looks: COMPOSE_FILE,
+    /// else compose.yaml, compose.yml, docker-compose.yaml or
+    /// docker-compose.yml in the current directory).
+    #[arg(long, short = 'f')]
+    pub compose: Option<PathBuf>,
     /// The `.env` file for interpolation (default: `.env` beside the compose file).
     #[arg(long)]
     pub env_file: Option<PathBuf>,
@@ -96,9 +98,13 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         env_file: opts.env_file.clone(),
         project_name: opts.project_name.clone(),
         profiles: opts.profile.clone(),
-        ..LoadOptions::with_process_env(vec![opts.compose.clone()])
+        ..LoadOptions::with_process_env(opts.compose.iter().cloned().collect())
     };
     let project = ComposeProject::load(&load)?;
+    let compose_file = project.config_files().first().map_or_else(
+        || "docker-compose.yml".to_owned(),
+        |f| f.display().to_string(),
+    );
     for warning in project.warnings() {
         eprintln!("warning: {warning}");
     }
@@ -106,7 +112,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
     if services.is_empty() {
         anyhow::bail!(
             "{}: no inference service to benchmark (mark one with `x-spark-perf: {{inference: true}}`, or check --only/--skip and profiles)",
-            opts.compose.display()
+            compose_file
         );
     }
     let scenarios = scenarios(
@@ -120,10 +126,10 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
 
-    let _lock = lock::acquire()?;
     let docker = Docker::connect().await?;
+    let _lock = lock::acquire(&docker.daemon_identity().await)?;
     let cancel = flow::interrupt_token();
-    let source = format!("{} (project {})", opts.compose.display(), project.name());
+    let source = format!("{compose_file} (project {})", project.name());
     let mut writer = SuiteWriter::create(&opts.output, source)?;
     eprintln!("writing results to {}", writer.dir().display());
     let progress = flow::progress();
