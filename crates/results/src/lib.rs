@@ -261,6 +261,10 @@ pub enum FailureClass {
     InvalidResponse,
     /// Stopped by the user (Ctrl-C) while in flight.
     Cancelled,
+    /// The prompt did not fit the engine's context, as the server said (an
+    /// in-stream error such as llama-server's "exceeds the available context
+    /// size", or a non-2xx status whose message says so: `http_status` is set).
+    ContextLength,
 }
 
 impl FailureClass {
@@ -275,6 +279,7 @@ impl FailureClass {
             FailureClass::Truncated => "truncated",
             FailureClass::InvalidResponse => "invalid_response",
             FailureClass::Cancelled => "cancelled",
+            FailureClass::ContextLength => "context_length",
         }
     }
 }

@@ -9,3 +9,4 @@ mod common;
 mod faults;
 mod framing;
 mod lengths;
+mod llamacpp;
