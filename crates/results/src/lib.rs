@@ -315,14 +315,18 @@ pub struct ScenarioAggregate {
     pub n_estimated_output_tokens: u32,
     /// From the first send to the last end, seconds.
     pub duration_s: f64,
-    /// Prompt tokens of successful requests.
-    pub input_tokens_total: u64,
+    /// Prompt tokens of successful requests; `null` when one of them had no
+    /// `usage.prompt_tokens` (the engine sent no usage), never a made-up 0.
+    #[serde(default)]
+    pub input_tokens_total: Option<u64>,
     /// Output tokens of successful requests.
     pub output_tokens_total: u64,
     /// Successful requests per second of `duration_s` (QPS).
     pub request_throughput_rps: f64,
-    /// Prompt tokens of successful requests per second of `duration_s`.
-    pub input_throughput_tok_s: f64,
+    /// Prompt tokens of successful requests per second of `duration_s`;
+    /// `null` when `input_tokens_total` is.
+    #[serde(default)]
+    pub input_throughput_tok_s: Option<f64>,
     /// Output tokens of successful requests per second of `duration_s`.
     pub output_throughput_tok_s: f64,
     /// Time to first token over successful requests.

@@ -285,3 +285,56 @@ async fn a_200_that_is_not_an_event_stream_is_an_invalid_response() {
     let record = run_raw(url, "stream").await;
     assert!(record.is_ok(), "{:?}", record.failure);
 }
+
+#[tokio::test]
+async fn input_totals_are_null_without_usage() {
+    let _serial = common::serial().await;
+    // An engine that sends no usage (no usage chunk, no per-chunk usage).
+    let url = raw_server(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"!\"},\"finish_reason\":\"stop\"}]}\n\n\
+data: [DONE]\n\n",
+        64,
+    )
+    .await;
+    let engine = Engine::connect(EngineConfig {
+        probe_ignore_eos: false,
+        ..EngineConfig::new(url)
+    })
+    .await
+    .expect("connect");
+    let result = common::run_one(
+        &engine,
+        &common::scenario("no-usage", 7, 3, 2, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    let a = &result.aggregate;
+    assert_eq!(a.n_ok, 2, "{a:?}");
+    assert!(result.requests.iter().all(|r| r.input_tokens.is_none()));
+    assert_eq!(a.input_tokens_total, None, "unknown, not 0");
+    assert_eq!(a.input_throughput_tok_s, None);
+    assert_eq!(a.output_tokens_total, 4, "counted from chunks");
+    assert_eq!(a.n_estimated_output_tokens, 2);
+    // With usage the total is known.
+    let url = raw_server(CRLF_PINGS_MULTILINE_NO_DONE, 4096).await;
+    let engine = Engine::connect(EngineConfig {
+        probe_ignore_eos: false,
+        ..EngineConfig::new(url)
+    })
+    .await
+    .expect("connect");
+    let result = common::run_one(
+        &engine,
+        &common::scenario("usage", 7, 3, 2, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    assert_eq!(result.aggregate.input_tokens_total, Some(14));
+    assert!(
+        result
+            .aggregate
+            .input_throughput_tok_s
+            .is_some_and(|v| v > 0.0)
+    );
+}
