@@ -71,6 +71,8 @@ struct StreamState {
     n_events: u32,
     finish_reason: Option<String>,
     prompt_tokens: Option<u32>,
+    /// The latest `usage.completion_tokens`: the final usage chunk, or the
+    /// cumulative per-chunk usage (`continuous_usage_stats`) so far.
     completion_tokens: Option<u32>,
     done: bool,
     /// When `[DONE]` arrived: the end of the response for E2E, even if the
