@@ -48,6 +48,16 @@ pub(crate) struct Usage {
     pub(crate) prompt_tokens: Option<u32>,
     #[serde(default)]
     pub(crate) completion_tokens: Option<u32>,
+    /// OpenAI's `completion_tokens_details` (`reasoning_tokens`).
+    #[serde(default)]
+    pub(crate) completion_tokens_details: Option<TokenDetails>,
+}
+
+/// `usage.completion_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub(crate) struct TokenDetails {
+    #[serde(default)]
+    pub(crate) reasoning_tokens: Option<u32>,
 }
 
 /// Decodes one event's data.
@@ -258,9 +268,15 @@ mod tests {
             info.usage,
             Some(Usage {
                 prompt_tokens: Some(12),
-                completion_tokens: Some(3)
+                completion_tokens: Some(3),
+                completion_tokens_details: None,
             })
         );
+        let info = chunk(
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":5}}}"#,
+        );
+        let details = info.usage.and_then(|u| u.completion_tokens_details);
+        assert_eq!(details.and_then(|d| d.reasoning_tokens), Some(5));
         assert!(chunk(r#"{"choices":null,"usage":null}"#).usage.is_none());
     }
 

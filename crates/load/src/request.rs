@@ -56,9 +56,17 @@ pub(crate) struct RequestSpec {
 #[derive(Debug)]
 struct StreamState {
     first_token: Option<Instant>,
+    /// The first content chunk after reasoning (TTFO); `None` without reasoning.
+    first_answer: Option<Instant>,
     last_token: Option<Instant>,
     token_chunks: u32,
     reasoning_chunks: u32,
+    /// Tokens of reasoning chunks per the per-chunk (cumulative) usage.
+    reasoning_usage_tokens: u32,
+    /// A token chunk carried usage (`continuous_usage_stats`).
+    per_chunk_usage: bool,
+    /// `usage.completion_tokens_details.reasoning_tokens`, when sent.
+    reported_reasoning_tokens: Option<u32>,
     itl_count: u32,
     itl_min_ns: u64,
     itl_max_ns: u64,
@@ -85,9 +93,13 @@ impl StreamState {
     fn new(max_tokens: u32) -> StreamState {
         StreamState {
             first_token: None,
+            first_answer: None,
             last_token: None,
             token_chunks: 0,
             reasoning_chunks: 0,
+            reasoning_usage_tokens: 0,
+            per_chunk_usage: false,
+            reported_reasoning_tokens: None,
             itl_count: 0,
             itl_min_ns: u64::MAX,
             itl_max_ns: 0,
@@ -132,6 +144,17 @@ impl StreamState {
                     if info.reasoning {
                         self.reasoning_chunks += 1;
                     }
+                    if info.content && self.first_answer.is_none() && self.reasoning_chunks > 0 {
+                        self.first_answer = Some(now);
+                    }
+                    if let Some(total) = info.usage.and_then(|u| u.completion_tokens) {
+                        // Cumulative: this chunk's tokens are the increase.
+                        self.per_chunk_usage = true;
+                        if info.reasoning && !info.content {
+                            let before = self.completion_tokens.unwrap_or(0);
+                            self.reasoning_usage_tokens += total.saturating_sub(before);
+                        }
+                    }
                     match self.last_token {
                         None => self.first_token = Some(now),
                         Some(last) => {
@@ -152,6 +175,10 @@ impl StreamState {
                 if let Some(usage) = info.usage {
                     self.prompt_tokens = usage.prompt_tokens.or(self.prompt_tokens);
                     self.completion_tokens = usage.completion_tokens.or(self.completion_tokens);
+                    if let Some(details) = usage.completion_tokens_details {
+                        self.reported_reasoning_tokens =
+                            details.reasoning_tokens.or(self.reported_reasoning_tokens);
+                    }
                 }
             }
             Payload::Error(message) => {
@@ -434,6 +461,12 @@ fn build_record(
     };
     let short_output =
         ok && spec.exact_output && output_tokens.is_some_and(|n| n < spec.max_tokens);
+    // Reported by the engine, else counted from per-chunk usage; unknown
+    // (null) without either, and null when nothing was reasoning.
+    let reasoning_tokens = state
+        .reported_reasoning_tokens
+        .or((state.reasoning_chunks > 0 && state.per_chunk_usage)
+            .then_some(state.reasoning_usage_tokens));
     RequestRecord {
         scenario: spec.scenario,
         request_idx: spec.request_idx,
@@ -443,6 +476,7 @@ fn build_record(
         sent_mono_ns: clock.ns(sent),
         ttfb_ms: ttfb.map(|t| ms(t.duration_since(sent))),
         ttft_ms: ttft.map(ms),
+        ttfo_ms: state.first_answer.map(|t| ms(t.duration_since(sent))),
         e2e_ms: ms(e2e),
         tpot_ms: tpot,
         itl_count: state.itl_count,
@@ -460,6 +494,7 @@ fn build_record(
         short_output,
         token_chunks: state.token_chunks,
         reasoning_chunks: state.reasoning_chunks,
+        reasoning_tokens,
         prompt_tok_s,
         decode_tok_s,
         output_tok_s,

@@ -334,6 +334,8 @@ struct Collector {
     n_ok_without_input: u32,
     output_tokens: u64,
     ttft: LogHistogram,
+    ttfo: LogHistogram,
+    reasoning_tokens: LogHistogram,
     tpot: LogHistogram,
     e2e: LogHistogram,
     prompt_rate: LogHistogram,
@@ -379,6 +381,12 @@ impl Collector {
         if let Some(v) = r.tpot_ms {
             self.tpot.record(ns(v));
         }
+        if let Some(v) = r.ttfo_ms {
+            self.ttfo.record(ns(v));
+        }
+        if let Some(n) = r.reasoning_tokens {
+            self.reasoning_tokens.record(u64::from(n));
+        }
         self.e2e.record(ns(r.e2e_ms));
         if let Some(v) = r.prompt_tok_s {
             self.prompt_rate.record(milli(v));
@@ -418,6 +426,8 @@ impl Collector {
             input_throughput_tok_s: input_tokens.map(|n| per_s(n as f64)),
             output_throughput_tok_s: per_s(self.output_tokens as f64),
             ttft_ms: self.ttft.distribution(1e6),
+            ttfo_ms: self.ttfo.distribution(1e6),
+            reasoning_tokens: self.reasoning_tokens.distribution(1.0),
             tpot_ms: self.tpot.distribution(1e6),
             itl_ms: itl.distribution(1e6),
             e2e_ms: self.e2e.distribution(1e6),

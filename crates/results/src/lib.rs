@@ -177,6 +177,10 @@ pub struct RequestRecord {
     pub ttfb_ms: Option<f64>,
     /// Time to the first chunk with non-empty content or reasoning.
     pub ttft_ms: Option<f64>,
+    /// Time to the first answer token (TTFO): the first chunk with content
+    /// after reasoning chunks; `null` when the response had no reasoning.
+    #[serde(default)]
+    pub ttfo_ms: Option<f64>,
     /// Time to the end of the response (or to the failure).
     pub e2e_ms: f64,
     /// (E2E − TTFT) / (output tokens − 1); `null` with fewer than 2 tokens.
@@ -209,6 +213,11 @@ pub struct RequestRecord {
     pub token_chunks: u32,
     /// Of those, chunks that carried reasoning.
     pub reasoning_chunks: u32,
+    /// Reasoning tokens: `usage.completion_tokens_details.reasoning_tokens`,
+    /// else counted from per-chunk usage; `null` without reasoning or
+    /// without either count.
+    #[serde(default)]
+    pub reasoning_tokens: Option<u32>,
     /// input tokens / TTFT.
     pub prompt_tok_s: Option<f64>,
     /// (output tokens − 1) / (E2E − TTFT).
@@ -331,6 +340,14 @@ pub struct ScenarioAggregate {
     pub output_throughput_tok_s: f64,
     /// Time to first token over successful requests.
     pub ttft_ms: Distribution,
+    /// Time to the first answer token over successful requests that
+    /// reasoned first; absent when none did.
+    #[serde(default, skip_serializing_if = "Distribution::is_empty")]
+    pub ttfo_ms: Distribution,
+    /// Reasoning tokens per successful request that reported them; absent
+    /// when none did.
+    #[serde(default, skip_serializing_if = "Distribution::is_empty")]
+    pub reasoning_tokens: Distribution,
     /// Time per output token over successful requests.
     pub tpot_ms: Distribution,
     /// Inter-token latency over every gap of every successful request.
@@ -370,4 +387,11 @@ pub struct Distribution {
     pub p99: Option<f64>,
     /// Largest sample.
     pub max: Option<f64>,
+}
+
+impl Distribution {
+    /// Whether there was no sample.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
 }

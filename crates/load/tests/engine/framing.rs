@@ -14,12 +14,14 @@ use tokio::net::TcpListener;
 use crate::common;
 
 #[tokio::test]
-async fn reasoning_tokens_count_for_ttft() {
+async fn reasoning_counts_for_ttft_and_ttfo_is_the_first_answer() {
     let _serial = common::serial().await;
     for field in [ReasoningField::ReasoningContent, ReasoningField::Reasoning] {
         let sim = common::start(|args| {
             args.reasoning = 3;
             args.reasoning_field = field;
+            // Tokens 2 ms apart, so the answer comes after the thinking.
+            args.decode_ms = Some(2.0);
         });
         let engine = common::connect(&sim).await;
         let result = common::run_one(
@@ -41,8 +43,51 @@ async fn reasoning_tokens_count_for_ttft() {
             let err = record.first_token_mono_ns.expect("first") as i64
                 - t.first_token_mono_ns.expect("sent") as i64;
             assert!((0..5_000_000).contains(&err), "{err}");
+            // TTFO is the first answer token, the sim's 4th token.
+            assert_eq!(record.reasoning_tokens, Some(3), "{field:?}");
+            let ttfo = record.ttfo_ms.expect("an answer after reasoning");
+            assert!(ttfo > record.ttft_ms.expect("ttft"), "{ttfo}");
+            let answer_ns = record.sent_mono_ns as i64 + (ttfo * 1e6) as i64;
+            let err = answer_ns - t.token_mono_ns[3] as i64;
+            assert!((-1_000..5_000_000).contains(&err), "{err}");
         }
+        let a = &result.aggregate;
+        assert_eq!(a.ttfo_ms.n, 2);
+        assert_eq!(a.reasoning_tokens.mean, Some(3.0));
     }
+    // Reasoning packed several tokens per chunk: tokens from usage.
+    let sim = common::start(|args| {
+        args.reasoning = 5;
+        args.tokens_per_chunk = 2;
+    });
+    let engine = common::connect(&sim).await;
+    let result = common::run_one(
+        &engine,
+        &common::scenario("think-packed", 20, 8, 1, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    let record = &result.requests[0];
+    assert!(record.is_ok(), "{:?}", record.failure);
+    assert_eq!(record.reasoning_chunks, 3);
+    assert_eq!(record.reasoning_tokens, Some(5));
+    assert!(record.ttfo_ms.is_some());
+    // Without reasoning there is no TTFO, and the aggregate leaves it out.
+    let sim = common::start(|_| {});
+    let engine = common::connect(&sim).await;
+    let result = common::run_one(
+        &engine,
+        &common::scenario("plain", 20, 8, 1, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    let record = &result.requests[0];
+    assert_eq!((record.ttfo_ms, record.reasoning_tokens), (None, None));
+    let json = serde_json::to_string(&result.aggregate).expect("json");
+    assert!(
+        !json.contains("ttfo_ms") && !json.contains("reasoning_tokens"),
+        "{json}"
+    );
 }
 
 /// Serves canned responses to every request on 127.0.0.1:0, `piece` bytes

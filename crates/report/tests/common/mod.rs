@@ -54,6 +54,8 @@ fn scenario(name: &str, speed: f64, n_failed: u32) -> ScenarioResult {
             input_throughput_tok_s: Some(3276.8 * speed),
             output_throughput_tok_s: 819.2 * speed,
             ttft_ms: dist(120.0 / speed, 110.0 / speed, 300.0 / speed),
+            ttfo_ms: Distribution::default(),
+            reasoning_tokens: Distribution::default(),
             tpot_ms: dist(15.0 / speed, 15.0 / speed, 18.0 / speed),
             itl_ms: dist(15.0 / speed, 14.5 / speed, 25.0 / speed),
             e2e_ms: dist(4000.0 / speed, 3900.0 / speed, 4800.0 / speed),
