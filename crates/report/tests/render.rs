@@ -211,3 +211,39 @@ fn html_report_is_self_contained() {
     assert!(html.matches("<svg").count() >= 8, "charts missing");
     assert!(html.contains("long context: input length vs TTFT p50"));
 }
+
+#[test]
+fn reasoning_rows_appear_only_where_an_engine_reasoned() {
+    let plain = render::text::render(&suite(), TextStyle { color: false });
+    assert!(!plain.contains("TTFO") && !plain.contains("reasoning tokens"));
+    let mut thinking = suite();
+    let scenario = &mut thinking.engines[0]
+        .results
+        .as_mut()
+        .expect("measured")
+        .scenarios[0];
+    scenario.aggregate.ttfo_ms = spark_results::Distribution {
+        n: 3,
+        p50: Some(812.5),
+        p99: Some(950.0),
+        ..Default::default()
+    };
+    scenario.aggregate.reasoning_tokens = spark_results::Distribution {
+        n: 3,
+        mean: Some(140.0),
+        ..Default::default()
+    };
+    let text = render::text::render(&thinking, TextStyle { color: false });
+    let ttfo = text
+        .lines()
+        .find(|l| l.contains("TTFO p50"))
+        .expect("a TTFO row");
+    assert!(ttfo.contains("812.5"), "{ttfo}");
+    let reasoning = text
+        .lines()
+        .find(|l| l.contains("reasoning tokens mean"))
+        .expect("a reasoning row");
+    assert!(reasoning.contains("140.0"), "{reasoning}");
+    let markdown = render::markdown::render(&thinking);
+    assert!(markdown.contains("TTFO p50"), "{markdown}");
+}

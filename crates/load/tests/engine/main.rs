@@ -5,7 +5,9 @@
 #![allow(unreachable_pub)]
 
 mod accuracy;
+mod chunking;
 mod common;
 mod faults;
 mod framing;
 mod lengths;
+mod llamacpp;
