@@ -1092,7 +1092,7 @@ struct Watched<'a> {
 }
 
 impl GateTarget for Watched<'_> {
-    async fn watch(&mut self) -> Result<ContainerState, OrchestratorError> {
+    async fn watch(&self) -> Result<ContainerState, OrchestratorError> {
         let r = self.running;
         let inspect = match r
             .client
@@ -1125,9 +1125,13 @@ impl GateTarget for Watched<'_> {
         })
     }
 
-    async fn probe(&mut self) -> ProbeAnswer {
+    async fn probe(&self) -> ProbeAnswer {
         let r = self.running;
         health::http_get_status(&r.health_host, r.health_port, &r.health_path).await
+    }
+
+    async fn last_line(&self) -> Option<String> {
+        self.running.last_log_line().await
     }
 }
 
@@ -1161,8 +1165,30 @@ impl RunningService {
         options: &HealthOptions,
     ) -> Result<StartupCost, OrchestratorError> {
         let gate_started = self.clock.elapsed();
-        let outcome = health::gate(&mut Watched { running: self }, options).await?;
-        match outcome {
+        let outcome = health::gate(&Watched { running: self }, options).await;
+        self.gate_outcome(gate_started, outcome).await
+    }
+
+    /// [`RunningService::wait_healthy`], handing the container's last log
+    /// line (secrets redacted) to `on_line` about once a second, for a
+    /// progress display. The line is read beside the gate, never inside it,
+    /// so reading it delays neither the crash watch nor the startup times.
+    pub async fn wait_healthy_reporting(
+        &self,
+        options: &HealthOptions,
+        on_line: impl FnMut(String),
+    ) -> Result<StartupCost, OrchestratorError> {
+        let gate_started = self.clock.elapsed();
+        let outcome = health::gate_reporting(&Watched { running: self }, options, on_line).await;
+        self.gate_outcome(gate_started, outcome).await
+    }
+
+    async fn gate_outcome(
+        &self,
+        gate_started: Duration,
+        outcome: health::GateOutcome,
+    ) -> Result<StartupCost, OrchestratorError> {
+        match outcome? {
             Ok(times) => {
                 let cost = StartupCost {
                     create: self.create_time,

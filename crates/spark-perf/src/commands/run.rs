@@ -62,7 +62,8 @@ pub struct RunOpts {
     /// Give up on a service that is not healthy after this long (e.g. 30m, 90s).
     #[arg(long, value_parser = super::duration_arg, default_value = "30m")]
     pub health_timeout: Duration,
-    /// Time between two health probes.
+    /// Time between two health probes while the engine does not answer HTTP;
+    /// once it answers (a 503 while loading) it is probed every 200 ms.
     #[arg(long, value_parser = super::duration_arg, default_value = "3s")]
     pub health_interval: Duration,
     /// Directory of the reports (one subdirectory per run).
@@ -291,24 +292,15 @@ async fn one_service(
         format!("{}: waiting for {}", service.name, service.health_url()),
     );
     let base_message = format!("{}: waiting for {}", service.name, service.health_url());
-    let healthy = {
-        let wait = running.wait_healthy(health);
-        tokio::pin!(wait);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                result = &mut wait => break Some(result),
-                () = cancel.cancelled() => break None,
-                _ = tick.tick() => {
-                    // The engine's own words while it loads (downloading,
-                    // loading weights, compiling graphs), secrets redacted.
-                    if let Some(line) = running.last_log_line().await {
-                        let line: String = line.chars().take(80).collect();
-                        spinner.set_message(format!("{base_message}: {line}"));
-                    }
-                }
-            }
-        }
+    // The engine's own words while it loads (downloading, loading weights,
+    // compiling graphs), secrets redacted; read beside the health gate, so
+    // the startup times stay exact.
+    let healthy = tokio::select! {
+        result = running.wait_healthy_reporting(health, |line| {
+            let line: String = line.chars().take(80).collect();
+            spinner.set_message(format!("{base_message}: {line}"));
+        }) => Some(result),
+        () = cancel.cancelled() => None,
     };
     spinner.finish_and_clear();
     let measured = match healthy {
