@@ -39,6 +39,7 @@ use crate::compose::{ComposeProject, InferenceService, MountSpec, Service};
 use crate::health::{
     self, ContainerState, GateFailure, GateTarget, HealthOptions, ProbeAnswer, StartupCost,
 };
+use crate::mask;
 use crate::redact::Redactor;
 
 /// The compose version written in `com.docker.compose.version`: the labels
@@ -433,7 +434,10 @@ impl Docker {
             health_port: port,
             health_path: service.health_path.clone(),
             health_url: service.health_url(),
-            redactor: Redactor::for_environment(&definition.environment),
+            // The log tail hides the secrets of the environment and those
+            // the command carries (an engine may print its arguments).
+            redactor: Redactor::for_environment(&definition.environment)
+                .with(&command_secrets(definition)),
             clock,
             create_time,
             start_time: Duration::ZERO,
@@ -493,14 +497,29 @@ impl Docker {
             .await
             && let Some(config) = inspect.config
         {
-            running.provenance.command = config.entrypoint.unwrap_or_default();
-            running
-                .provenance
-                .command
-                .extend(config.cmd.unwrap_or_default());
-            let mut names: Vec<String> = config
-                .env
-                .unwrap_or_default()
+            // Interpolated by then: variables are shown as written, secret
+            // flags' values and environment values masked.
+            let env = config.env.unwrap_or_default();
+            let entrypoint = config.entrypoint.unwrap_or_default();
+            let cmd = config.cmd.unwrap_or_default();
+            let masked = mask::command(
+                &[
+                    mask::Part {
+                        actual: &entrypoint,
+                        interpolated: definition.entrypoint.as_deref(),
+                        raw: definition.raw_entrypoint.as_deref(),
+                    },
+                    mask::Part {
+                        actual: &cmd,
+                        interpolated: definition.command.as_deref(),
+                        raw: definition.raw_command.as_deref(),
+                    },
+                ],
+                &env,
+            );
+            running.provenance.command = masked.command;
+            running.redactor = running.redactor.clone().with(&masked.secrets);
+            let mut names: Vec<String> = env
                 .iter()
                 .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
                 .collect();
@@ -1018,6 +1037,30 @@ pub(crate) fn container_body(
     }
 }
 
+/// The secrets the service's command carries, from the compose model.
+fn command_secrets(definition: &Service) -> Vec<String> {
+    let env: Vec<String> = definition
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let parts: Vec<mask::Part<'_>> = [
+        (&definition.entrypoint, &definition.raw_entrypoint),
+        (&definition.command, &definition.raw_command),
+    ]
+    .into_iter()
+    .filter_map(|(actual, raw)| {
+        let actual = actual.as_deref()?;
+        Some(mask::Part {
+            actual,
+            interpolated: Some(actual),
+            raw: raw.as_deref(),
+        })
+    })
+    .collect();
+    mask::command(&parts, &env).secrets
+}
+
 /// Stops (SIGTERM, then SIGKILL after `grace`) a container.
 async fn stop_container(
     client: &bollard::Docker,
@@ -1430,6 +1473,47 @@ mod tests {
             .aliases
             .clone();
         assert_eq!(aliases, Some(vec!["vllm-qwen3-30b-a3b-fp8".to_owned()]));
+    }
+
+    #[test]
+    fn the_compose_model_keeps_the_command_as_written_for_masking() {
+        let dir = std::env::temp_dir().join(format!("spark-mask-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(".env"), "VLLM_API_KEY=sk-from-dotenv-1\n").unwrap();
+        std::fs::write(
+            dir.join("docker-compose.yml"),
+            "services:\n  vllm:\n    image: vllm/vllm-openai:v0.11.0\n    command: vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token hf_literal_1234\n    ports: [\"8000:8000\"]\n",
+        )
+        .unwrap();
+        let project = ComposeProject::load(&LoadOptions {
+            files: vec![dir.join("docker-compose.yml")],
+            project_name: Some("mask".into()),
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        let service = project.service("vllm").unwrap();
+        assert_eq!(
+            service.raw_command.as_deref().unwrap().join(" "),
+            "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token hf_literal_1234"
+        );
+        assert_eq!(
+            command_secrets(service),
+            ["hf_literal_1234", "sk-from-dotenv-1"]
+        );
+        let cmd = service.command.clone().unwrap();
+        let masked = mask::command(
+            &[mask::Part {
+                actual: &cmd,
+                interpolated: service.command.as_deref(),
+                raw: service.raw_command.as_deref(),
+            }],
+            &[],
+        );
+        assert_eq!(
+            masked.command.join(" "),
+            "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token [REDACTED]"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

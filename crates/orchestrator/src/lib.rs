@@ -35,6 +35,7 @@ mod error;
 mod hash;
 mod health;
 mod image_ref;
+mod mask;
 mod redact;
 
 pub use compose::{

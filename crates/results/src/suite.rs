@@ -99,7 +99,9 @@ pub struct Provenance {
     /// Registry digests of the image, when it was pulled from one.
     #[serde(default)]
     pub repo_digests: Vec<String>,
-    /// The effective command line.
+    /// The effective command line (entrypoint, then command), masked: words
+    /// from variables as written (`${VLLM_API_KEY}`), secret flags' values
+    /// and environment values `[REDACTED]`.
     #[serde(default)]
     pub command: Vec<String>,
     /// Names of the container's environment variables (never their values).
