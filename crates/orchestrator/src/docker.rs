@@ -41,14 +41,15 @@ use crate::health::{
 };
 use crate::mask;
 use crate::redact::Redactor;
+use crate::sweep::StoppedContainer;
 
 /// The compose version written in `com.docker.compose.version`: the labels
 /// follow compose v2's scheme, and this is the release whose behaviour was
 /// checked.
 pub const COMPOSE_VERSION_LABEL: &str = "2.29.7";
 
-const LABEL_PROJECT: &str = "com.docker.compose.project";
-const LABEL_SERVICE: &str = "com.docker.compose.service";
+pub(crate) const LABEL_PROJECT: &str = "com.docker.compose.project";
+pub(crate) const LABEL_SERVICE: &str = "com.docker.compose.service";
 
 /// The number of log lines kept in a failure.
 const LOG_TAIL_LINES: usize = 50;
@@ -57,9 +58,12 @@ const LOG_TAIL_LINES: usize = 50;
 /// container at a time.
 #[derive(Debug)]
 pub struct Docker {
-    client: bollard::Docker,
+    pub(crate) client: bollard::Docker,
     /// The service whose container this handle runs, if any.
     active: Arc<Mutex<Option<String>>>,
+    /// The containers this handle stopped because they were in the way, to
+    /// be started again at the end of the run.
+    pub(crate) displaced: Mutex<Vec<StoppedContainer>>,
 }
 
 /// How to start a service.
@@ -69,16 +73,6 @@ pub struct StartOptions {
     pub pull: bool,
     /// Leave the stopped container in place instead of removing it (`--keep`).
     pub keep: bool,
-}
-
-/// A container that [`Docker::stop_inference_containers`] stopped, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoppedContainer {
-    pub container: String,
-    /// Its compose service, when it has one.
-    pub service: Option<String>,
-    /// Why it was in the way.
-    pub reason: String,
 }
 
 /// Where a result came from, for the report.
@@ -100,7 +94,7 @@ pub struct Provenance {
     pub config_hash: String,
 }
 
-fn is_not_found(err: &BollardError) -> bool {
+pub(crate) fn is_not_found(err: &BollardError) -> bool {
     matches!(
         err,
         BollardError::DockerResponseServerError {
@@ -156,6 +150,7 @@ impl Docker {
         Ok(Docker {
             client: connect_client().await?,
             active: Arc::new(Mutex::new(None)),
+            displaced: Mutex::new(Vec::new()),
         })
     }
 
@@ -164,7 +159,7 @@ impl Docker {
         self.active.lock().map(|slot| slot.clone()).unwrap_or(None)
     }
 
-    async fn running_containers(
+    pub(crate) async fn running_containers(
         &self,
         project: &str,
         label: Option<String>,
@@ -185,89 +180,6 @@ impl Docker {
                 project: project.to_owned(),
                 source,
             })
-    }
-
-    /// Stops every running inference container of the project, and any
-    /// running container that publishes the host port `next` needs. Returns
-    /// what it stopped and why, so the caller can say so.
-    pub async fn stop_inference_containers(
-        &self,
-        project: &ComposeProject,
-        next: &InferenceService,
-    ) -> Result<Vec<StoppedContainer>, OrchestratorError> {
-        let mut stopped = Vec::new();
-        let inference: Vec<&str> = project
-            .services()
-            .iter()
-            .filter(|s| s.inference().is_some())
-            .map(Service::name)
-            .collect();
-        let ours = self
-            .running_containers(
-                project.name(),
-                Some(format!("{LABEL_PROJECT}={}", project.name())),
-            )
-            .await?;
-        for container in ours {
-            let labels = container.labels.clone().unwrap_or_default();
-            let Some(service) = labels
-                .get(LABEL_SERVICE)
-                .filter(|s| inference.contains(&s.as_str()))
-            else {
-                continue;
-            };
-            let grace = project
-                .service(service)
-                .map_or(Duration::from_secs(10), Service::stop_grace_period);
-            let name = container_display_name(&container);
-            stop_container(
-                &self.client,
-                container.id.as_deref().unwrap_or(&name),
-                service,
-                grace,
-            )
-            .await?;
-            tracing::info!(container = %name, service = %service, "stopped a running inference container of the project");
-            stopped.push(StoppedContainer {
-                container: name,
-                service: Some(service.clone()),
-                reason: format!("inference service {service} of project {}", project.name()),
-            });
-        }
-        let all = self.running_containers(project.name(), None).await?;
-        for container in all {
-            let holds_port = container
-                .ports
-                .iter()
-                .flatten()
-                .any(|p| p.public_port == Some(next.host_port));
-            let name = container_display_name(&container);
-            if !holds_port || stopped.iter().any(|s| s.container == name) {
-                continue;
-            }
-            let service = container
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_SERVICE))
-                .cloned();
-            stop_container(
-                &self.client,
-                container.id.as_deref().unwrap_or(&name),
-                service.as_deref().unwrap_or(&name),
-                Duration::from_secs(10),
-            )
-            .await?;
-            tracing::info!(container = %name, port = next.host_port, "stopped a container holding a host port");
-            stopped.push(StoppedContainer {
-                container: name,
-                service,
-                reason: format!(
-                    "holds host port {}, which service {} needs",
-                    next.host_port, next.name
-                ),
-            });
-        }
-        Ok(stopped)
     }
 
     /// Creates and starts the container of `service`, as compose would.
@@ -377,15 +289,22 @@ impl Docker {
                         container: definition.container_name.clone(),
                     });
                 }
-                let remove = RemoveContainerOptionsBuilder::new().force(true).build();
-                self.client
-                    .remove_container(&definition.container_name, Some(remove))
+                // One that was running before the run is the user's: it is
+                // set aside under another name and restored at the end.
+                if !self
+                    .set_aside(existing.id.as_deref().unwrap_or_default())
                     .await
-                    .map_err(|source| OrchestratorError::RemoveContainer {
-                        service: name.clone(),
-                        container: definition.container_name.clone(),
-                        source,
-                    })?;
+                {
+                    let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+                    self.client
+                        .remove_container(&definition.container_name, Some(remove))
+                        .await
+                        .map_err(|source| OrchestratorError::RemoveContainer {
+                            service: name.clone(),
+                            container: definition.container_name.clone(),
+                            source,
+                        })?;
+                }
             }
             Err(err) if is_not_found(&err) => {}
             Err(source) => {
@@ -742,7 +661,7 @@ fn split_image_tag(image: &str) -> (String, String) {
     crate::image_ref::ImageRef::parse(image).pull_args(image)
 }
 
-fn container_display_name(container: &bollard::models::ContainerSummary) -> String {
+pub(crate) fn container_display_name(container: &bollard::models::ContainerSummary) -> String {
     container
         .names
         .as_ref()
@@ -1062,7 +981,7 @@ fn command_secrets(definition: &Service) -> Vec<String> {
 }
 
 /// Stops (SIGTERM, then SIGKILL after `grace`) a container.
-async fn stop_container(
+pub(crate) async fn stop_container(
     client: &bollard::Docker,
     id: &str,
     service: &str,

@@ -15,8 +15,11 @@ use anyhow::Context;
 use spark_load::{ApiKey, EngineConfig, Scenario, scenario};
 use spark_orchestrator::{
     ComposeProject, Docker, HealthOptions, InferenceService, LoadOptions, StartOptions,
+    StoppedContainer,
 };
-use spark_results::{EngineOutcome, EngineRun, Provenance, StartupCost};
+use spark_results::{
+    DisplacedContainer, EngineOutcome, EngineRun, Provenance, RestoreStatus, StartupCost,
+};
 
 use super::flow::{self, SuiteWriter};
 use super::lock;
@@ -81,6 +84,11 @@ pub struct RunOpts {
     /// Pull images that are not present locally.
     #[arg(long)]
     pub pull: bool,
+    /// Leave the containers that were in an engine's way (another inference
+    /// container of the project, a container holding a needed host port)
+    /// stopped at the end, instead of starting them again.
+    #[arg(long)]
+    pub no_restore: bool,
     /// Print the plan and start nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -137,25 +145,33 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         pull: opts.pull,
         keep: opts.keep,
     };
-    for service in &services {
-        if cancel.is_cancelled() {
-            break;
+    let benchmarked: anyhow::Result<()> = async {
+        for service in &services {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let engine = one_service(
+                &docker,
+                &project,
+                service,
+                &scenarios,
+                &health,
+                start,
+                api_key.clone(),
+                &writer,
+                &progress,
+                &cancel,
+            )
+            .await;
+            writer.set_displaced(displaced(&docker.displaced(), RestoreStatus::Pending));
+            writer.push(engine)?;
         }
-        let engine = one_service(
-            &docker,
-            &project,
-            service,
-            &scenarios,
-            &health,
-            start,
-            api_key.clone(),
-            &writer,
-            &progress,
-            &cancel,
-        )
-        .await;
-        writer.push(engine)?;
+        Ok(())
     }
+    .await;
+    // On every path (done, failed, Ctrl-C), what was in the way runs again.
+    restore(&docker, &mut writer, opts.no_restore).await?;
+    benchmarked?;
     flow::finish(
         &mut writer,
         &cancel,
@@ -163,6 +179,70 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         opts.threshold,
         opts.json,
     )
+}
+
+/// Starts the containers that were in the way again (unless `no_restore`),
+/// says so, and records it in the results.
+async fn restore(
+    docker: &Docker,
+    writer: &mut SuiteWriter,
+    no_restore: bool,
+) -> anyhow::Result<()> {
+    let stopped = docker.displaced();
+    if stopped.is_empty() {
+        return Ok(());
+    }
+    let records = if no_restore {
+        for container in &stopped {
+            eprintln!(
+                "left container {} stopped (--no-restore); `docker start {}` starts it again",
+                container.container, container.container
+            );
+        }
+        displaced(&stopped, RestoreStatus::LeftStopped)
+    } else {
+        docker
+            .restore_displaced()
+            .await
+            .into_iter()
+            .map(|outcome| {
+                let mut record = displaced(
+                    std::slice::from_ref(&outcome.container),
+                    RestoreStatus::Restored,
+                )
+                .remove(0);
+                match outcome.error {
+                    None => eprintln!("started container {} again", record.container),
+                    Some(error) => {
+                        eprintln!(
+                            "warning: cannot start container {} again: {error}",
+                            record.container
+                        );
+                        record.restore = RestoreStatus::Failed;
+                        record.restore_error = Some(error);
+                    }
+                }
+                record
+            })
+            .collect()
+    };
+    writer.set_displaced(records);
+    Ok(())
+}
+
+/// The results' record of displaced containers.
+fn displaced(stopped: &[StoppedContainer], restore: RestoreStatus) -> Vec<DisplacedContainer> {
+    stopped
+        .iter()
+        .map(|s| DisplacedContainer {
+            container: s.container.clone(),
+            project: s.project.clone(),
+            service: s.service.clone(),
+            reason: s.reason.clone(),
+            restore,
+            restore_error: None,
+        })
+        .collect()
 }
 
 /// Selected and overridden scenarios.
@@ -269,7 +349,7 @@ async fn one_service(
         Ok(stopped) => {
             for container in stopped {
                 eprintln!(
-                    "stopped container {}: {}",
+                    "stopped container {} ({}); it is started again at the end of the run",
                     container.container, container.reason
                 );
             }
