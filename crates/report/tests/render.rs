@@ -247,3 +247,53 @@ fn reasoning_rows_appear_only_where_an_engine_reasoned() {
     let markdown = render::markdown::render(&thinking);
     assert!(markdown.contains("TTFO p50"), "{markdown}");
 }
+
+#[test]
+fn every_report_lists_the_containers_the_run_stopped_and_whether_they_run_again() {
+    use spark_results::{DisplacedContainer, RestoreStatus};
+    let mut suite = suite();
+    suite.displaced = vec![
+        DisplacedContainer {
+            container: "team-vllm-1".to_owned(),
+            project: Some("team".to_owned()),
+            service: Some("vllm".to_owned()),
+            reason: "holds host port 8000, which service fp8-moe needs".to_owned(),
+            restore: RestoreStatus::Restored,
+            restore_error: None,
+        },
+        DisplacedContainer {
+            container: "bystander".to_owned(),
+            project: None,
+            service: None,
+            reason: "holds host port 8001, which service bf16-dense needs".to_owned(),
+            restore: RestoreStatus::Failed,
+            restore_error: Some("no such container".to_owned()),
+        },
+    ];
+    let first = "team-vllm-1 (service vllm of project team): holds host port 8000, which service fp8-moe needs; started again at the end";
+    let text = render::text::render(&suite, TextStyle { color: false });
+    assert!(text.contains("Containers stopped for this run\n"), "{text}");
+    assert!(text.contains(&format!("  - {first}\n")), "{text}");
+    assert!(
+        text.contains("bystander: holds host port 8001, which service bf16-dense needs; could not be started again: no such container"),
+        "{text}"
+    );
+    let markdown = render::markdown::render(&suite);
+    assert!(
+        markdown.contains("## Containers stopped for this run\n\n- team-vllm-1"),
+        "{markdown}"
+    );
+    let html = render::html::render(&suite);
+    assert!(
+        html.contains("<h2>Containers stopped for this run</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("started again at the end</li>"), "{html}");
+    // And in the JSON, so that a later reader knows too; an empty list is
+    // left out, so older files and readers are unchanged.
+    let json = render::json(&suite);
+    assert!(json.contains("\"restore\": \"restored\""), "{json}");
+    assert!(!render::json(&common::suite()).contains("displaced"));
+    let back: SuiteResults = serde_json::from_str(&json).expect("reads back");
+    assert_eq!(back, suite);
+}

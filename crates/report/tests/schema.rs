@@ -42,3 +42,19 @@ fn the_schema_rejects_unknown_keys_and_wrong_types() {
     let errors = errors(&schema(), &json);
     assert_eq!(errors.len(), 3, "{errors:#?}");
 }
+
+#[test]
+fn the_schema_knows_the_displaced_containers() {
+    let mut suite = common::suite();
+    suite.displaced = vec![spark_results::DisplacedContainer {
+        container: "bystander".to_owned(),
+        project: None,
+        service: None,
+        reason: "holds host port 8000, which service fp8-moe needs".to_owned(),
+        restore: spark_results::RestoreStatus::Failed,
+        restore_error: Some("no such container".to_owned()),
+    }];
+    let json: serde_json::Value = serde_json::from_str(&render::json(&suite)).expect("JSON");
+    let errors = errors(&schema(), &json);
+    assert!(errors.is_empty(), "{errors:#?}");
+}

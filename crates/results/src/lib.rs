@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 mod suite;
 
 pub use suite::{
-    EngineOutcome, EngineRun, Provenance, SUITE_SCHEMA_VERSION, StartupCost, SuiteResults,
+    DisplacedContainer, EngineOutcome, EngineRun, Provenance, RestoreStatus, SUITE_SCHEMA_VERSION,
+    StartupCost, SuiteResults,
 };
 
 /// Version of the JSON shape of [`RunResults`] and [`RequestRecord`].

@@ -124,6 +124,7 @@ pub(crate) fn suite() -> SuiteResults {
         complete: true,
         stopped: None,
         source: "compose/sim.yml (project sim)".to_owned(),
+        displaced: Vec::new(),
         engines: vec![
             engine("fp8-moe", 2.0, 12.5),
             engine("bf16-dense", 0.5, 30.25),

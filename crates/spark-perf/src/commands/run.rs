@@ -15,8 +15,11 @@ use anyhow::Context;
 use spark_load::{ApiKey, EngineConfig, Scenario, scenario};
 use spark_orchestrator::{
     ComposeProject, Docker, HealthOptions, InferenceService, LoadOptions, StartOptions,
+    StoppedContainer,
 };
-use spark_results::{EngineOutcome, EngineRun, Provenance, StartupCost};
+use spark_results::{
+    DisplacedContainer, EngineOutcome, EngineRun, Provenance, RestoreStatus, StartupCost,
+};
 
 use super::flow::{self, SuiteWriter};
 use super::lock;
@@ -64,7 +67,8 @@ pub struct RunOpts {
     /// Give up on a service that is not healthy after this long (e.g. 30m, 90s).
     #[arg(long, value_parser = super::duration_arg, default_value = "30m")]
     pub health_timeout: Duration,
-    /// Time between two health probes.
+    /// Time between two health probes while the engine does not answer HTTP;
+    /// once it answers (a 503 while loading) it is probed every 200 ms.
     #[arg(long, value_parser = super::duration_arg, default_value = "3s")]
     pub health_interval: Duration,
     /// Directory of the reports (one subdirectory per run).
@@ -82,6 +86,11 @@ pub struct RunOpts {
     /// Pull images that are not present locally.
     #[arg(long)]
     pub pull: bool,
+    /// Leave the containers that were in an engine's way (another inference
+    /// container of the project, a container holding a needed host port)
+    /// stopped at the end, instead of starting them again.
+    #[arg(long)]
+    pub no_restore: bool,
     /// Print the plan and start nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -142,25 +151,33 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         pull: opts.pull,
         keep: opts.keep,
     };
-    for service in &services {
-        if cancel.is_cancelled() {
-            break;
+    let benchmarked: anyhow::Result<()> = async {
+        for service in &services {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let engine = one_service(
+                &docker,
+                &project,
+                service,
+                &scenarios,
+                &health,
+                start,
+                api_key.clone(),
+                &writer,
+                &progress,
+                &cancel,
+            )
+            .await;
+            writer.set_displaced(displaced(&docker.displaced(), RestoreStatus::Pending));
+            writer.push(engine)?;
         }
-        let engine = one_service(
-            &docker,
-            &project,
-            service,
-            &scenarios,
-            &health,
-            start,
-            api_key.clone(),
-            &writer,
-            &progress,
-            &cancel,
-        )
-        .await;
-        writer.push(engine)?;
+        Ok(())
     }
+    .await;
+    // On every path (done, failed, Ctrl-C), what was in the way runs again.
+    restore(&docker, &mut writer, opts.no_restore).await?;
+    benchmarked?;
     flow::finish(
         &mut writer,
         &cancel,
@@ -168,6 +185,70 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         opts.threshold,
         opts.json,
     )
+}
+
+/// Starts the containers that were in the way again (unless `no_restore`),
+/// says so, and records it in the results.
+async fn restore(
+    docker: &Docker,
+    writer: &mut SuiteWriter,
+    no_restore: bool,
+) -> anyhow::Result<()> {
+    let stopped = docker.displaced();
+    if stopped.is_empty() {
+        return Ok(());
+    }
+    let records = if no_restore {
+        for container in &stopped {
+            eprintln!(
+                "left container {} stopped (--no-restore); `docker start {}` starts it again",
+                container.container, container.container
+            );
+        }
+        displaced(&stopped, RestoreStatus::LeftStopped)
+    } else {
+        docker
+            .restore_displaced()
+            .await
+            .into_iter()
+            .map(|outcome| {
+                let mut record = displaced(
+                    std::slice::from_ref(&outcome.container),
+                    RestoreStatus::Restored,
+                )
+                .remove(0);
+                match outcome.error {
+                    None => eprintln!("started container {} again", record.container),
+                    Some(error) => {
+                        eprintln!(
+                            "warning: cannot start container {} again: {error}",
+                            record.container
+                        );
+                        record.restore = RestoreStatus::Failed;
+                        record.restore_error = Some(error);
+                    }
+                }
+                record
+            })
+            .collect()
+    };
+    writer.set_displaced(records);
+    Ok(())
+}
+
+/// The results' record of displaced containers.
+fn displaced(stopped: &[StoppedContainer], restore: RestoreStatus) -> Vec<DisplacedContainer> {
+    stopped
+        .iter()
+        .map(|s| DisplacedContainer {
+            container: s.container.clone(),
+            project: s.project.clone(),
+            service: s.service.clone(),
+            reason: s.reason.clone(),
+            restore,
+            restore_error: None,
+        })
+        .collect()
 }
 
 /// Selected and overridden scenarios.
@@ -274,7 +355,7 @@ async fn one_service(
         Ok(stopped) => {
             for container in stopped {
                 eprintln!(
-                    "stopped container {}: {}",
+                    "stopped container {} ({}); it is started again at the end of the run",
                     container.container, container.reason
                 );
             }
@@ -297,24 +378,15 @@ async fn one_service(
         format!("{}: waiting for {}", service.name, service.health_url()),
     );
     let base_message = format!("{}: waiting for {}", service.name, service.health_url());
-    let healthy = {
-        let wait = running.wait_healthy(health);
-        tokio::pin!(wait);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                result = &mut wait => break Some(result),
-                () = cancel.cancelled() => break None,
-                _ = tick.tick() => {
-                    // The engine's own words while it loads (downloading,
-                    // loading weights, compiling graphs), secrets redacted.
-                    if let Some(line) = running.last_log_line().await {
-                        let line: String = line.chars().take(80).collect();
-                        spinner.set_message(format!("{base_message}: {line}"));
-                    }
-                }
-            }
-        }
+    // The engine's own words while it loads (downloading, loading weights,
+    // compiling graphs), secrets redacted; read beside the health gate, so
+    // the startup times stay exact.
+    let healthy = tokio::select! {
+        result = running.wait_healthy_reporting(health, |line| {
+            let line: String = line.chars().take(80).collect();
+            spinner.set_message(format!("{base_message}: {line}"));
+        }) => Some(result),
+        () = cancel.cancelled() => None,
     };
     spinner.finish_and_clear();
     let measured = match healthy {
