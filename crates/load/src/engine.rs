@@ -171,7 +171,13 @@ impl Engine {
                 .cloned()
                 .ok_or_else(|| LoadError::NoModel { url: base.clone() })?,
         };
-        let max_model_len = max_model_len.get(&model).copied().flatten();
+        // 0 is what a server reports when it does not know: unknown, not a
+        // context of no tokens.
+        let max_model_len = max_model_len
+            .get(&model)
+            .copied()
+            .flatten()
+            .filter(|&n| n > 0);
         let session = crate::clock::monotonic_ns() % 1_000_000;
         let engine = Engine {
             inner: Arc::new(EngineInner {

@@ -86,11 +86,39 @@ async fn completions_prompts_are_exact_and_distinct() {
     for record in &result.requests {
         assert_eq!(record.input_tokens, Some(300));
     }
-    // Distinct prompts: the sim's prefix cache found nothing to reuse.
-    let truth = sim.truth_records(4);
-    let ids: std::collections::HashSet<&str> =
-        truth.iter().map(|t| t.request_id.as_str()).collect();
-    assert_eq!(ids.len(), truth.len());
+    // Distinct prompts: the sim's prefix cache (16-token blocks, on by
+    // default) found nothing to reuse, not even the first block; identical
+    // prompts would hit 299 of their 300 tokens.
+    let ids: Vec<String> = result
+        .requests
+        .iter()
+        .map(|r| r.request_id.clone())
+        .collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let truth = sim.truth_for(&id_refs);
+    assert_eq!(truth.len(), 3);
+    for t in truth.values() {
+        assert_eq!(t.prompt_tokens, 300);
+        assert_eq!(
+            t.cached_tokens, 0,
+            "{} reused a cached prefix",
+            t.request_id
+        );
+    }
+    // The check can fail: prompts that share their first 256 tokens do hit
+    // the cache from the second request on.
+    let mut shared = common::scenario("shared", 300, 4, 2, 1);
+    shared.config.endpoint = Endpoint::Completions;
+    shared.config.shared_prefix_tokens = 256;
+    let result = common::run_one(&engine, &shared, &RunOptions::default()).await;
+    let last = result
+        .requests
+        .iter()
+        .max_by_key(|r| r.request_idx)
+        .expect("records");
+    let truth = sim.truth_for(&[last.request_id.as_str()]);
+    let cached = truth.values().next().map_or(0, |t| t.cached_tokens);
+    assert!(cached >= 240, "cached {cached}");
 }
 
 #[tokio::test]
