@@ -103,13 +103,30 @@ pub async fn run_scenario(
     let mut config = scenario.config.clone();
     let mut notes = Vec::new();
     clamp_to_context(&mut config, engine.info().max_model_len, &mut notes);
-    let calibrated = engine
+    let calibrated = match engine
         .calibrated(
             config.endpoint,
             config.input_tokens,
             config.shared_prefix_tokens,
         )
-        .await;
+        .await
+    {
+        Ok(calibrated) => calibrated,
+        Err(why) => {
+            // Never a wrong prompt under the scenario's name: not run, and why.
+            tracing::warn!(scenario = %scenario.name, "not run: {why}");
+            return ScenarioResult {
+                name: scenario.name.clone(),
+                config,
+                discarded: scenario.discard,
+                notes,
+                stopped: None,
+                not_run: Some(why),
+                aggregate: Collector::default().finish(&LogHistogram::default()),
+                requests: Vec::new(),
+            };
+        }
+    };
     tracing::debug!(scenario = %scenario.name, tokens = calibrated.tokens, shape = ?calibrated.shape, "calibrated prompt");
     if let Some(note) = &calibrated.note {
         notes.push(note.clone());
@@ -205,6 +222,7 @@ pub async fn run_scenario(
         discarded: scenario.discard,
         notes,
         stopped,
+        not_run: None,
         aggregate: collector.finish(&itl),
         requests: records,
     }

@@ -170,3 +170,87 @@ async fn ignore_eos_probe_and_exact_outputs() {
                 && r.token_chunks + 1 == r.output_tokens.unwrap_or(0))
     );
 }
+
+#[tokio::test]
+async fn llamacpp_prompts_are_exact_and_clamped_from_props() {
+    let _serial = common::serial().await;
+    let sim = common::start(|args| {
+        args.flavor = spark_sim::Flavor::Llamacpp;
+        args.max_model_len = 8192;
+    });
+    let engine = common::connect(&sim).await;
+    let info = engine.info();
+    // /tokenize answers llama-server's way and /v1/models has no context
+    // length: both come from llama-server's own endpoints, not from probes.
+    assert_eq!(info.prompt_calibration, CalibrationMethod::Tokenize);
+    assert_eq!(info.max_model_len, Some(8192), "{:?}", info.notes);
+    for endpoint in [Endpoint::Chat, Endpoint::Completions] {
+        let mut s = common::scenario("llamacpp", 2000, 4, 2, 1);
+        s.config.endpoint = endpoint;
+        let result = common::run_one(&engine, &s, &RunOptions::default()).await;
+        assert!(result.notes.is_empty(), "{:?}", result.notes);
+        for record in &result.requests {
+            assert!(record.is_ok(), "{:?}", record.failure);
+            assert_eq!(record.input_tokens, Some(2000), "{endpoint:?}");
+        }
+    }
+    // Clamped to the per-slot context of /props.
+    let s = common::scenario("too-long", 16_384, 100, 1, 1);
+    let result = common::run_one(&engine, &s, &RunOptions::default()).await;
+    assert_eq!(result.config.input_tokens, 8092);
+    let record = &result.requests[0];
+    assert!(record.is_ok(), "{:?}", record.failure);
+    assert_eq!(record.input_tokens, Some(8092));
+}
+
+#[tokio::test]
+async fn an_unreported_context_is_configured_or_said_to_be_unknown() {
+    let _serial = common::serial().await;
+    // trtllm-serve reports no context length and has no /tokenize.
+    let sim = common::start(|args| {
+        args.flavor = spark_sim::Flavor::Trtllm;
+        args.max_model_len = 4096;
+    });
+    let engine = common::connect(&sim).await;
+    let info = engine.info();
+    assert_eq!(info.max_model_len, None);
+    assert_eq!(info.prompt_calibration, CalibrationMethod::UsageProbe);
+    assert!(
+        info.notes
+            .iter()
+            .any(|n| n.contains("reports no context length") && n.contains("--max-model-len")),
+        "{:?}",
+        info.notes
+    );
+    let configured = spark_load::Engine::connect(spark_load::EngineConfig {
+        max_model_len: Some(4096),
+        ..spark_load::EngineConfig::new(sim.url.clone())
+    })
+    .await
+    .expect("connect");
+    assert_eq!(configured.info().max_model_len, Some(4096));
+    assert!(
+        !configured
+            .info()
+            .notes
+            .iter()
+            .any(|n| n.contains("context length")),
+        "{:?}",
+        configured.info().notes
+    );
+    let s = common::scenario("too-long", 8192, 96, 1, 1);
+    let result = common::run_one(&configured, &s, &RunOptions::default()).await;
+    assert_eq!(result.config.input_tokens, 4000);
+    let record = &result.requests[0];
+    assert!(record.is_ok(), "{:?}", record.failure);
+    // Usage probes are exact too.
+    assert_eq!(record.input_tokens, Some(4000));
+    // 0 configured is unknown, not a context of no tokens.
+    let zero = spark_load::Engine::connect(spark_load::EngineConfig {
+        max_model_len: Some(0),
+        ..spark_load::EngineConfig::new(sim.url.clone())
+    })
+    .await
+    .expect("connect");
+    assert_eq!(zero.info().max_model_len, None);
+}

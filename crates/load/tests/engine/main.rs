@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod accuracy;
+mod calibration;
 mod common;
 mod faults;
 mod framing;
