@@ -1,8 +1,12 @@
-//! The engine under test: the HTTP client, what `/v1/models` says, whether
-//! `/tokenize` and `ignore_eos` work, and prompt calibration.
+//! The engine under test: the HTTP client, what `/v1/models` says, and the
+//! request bodies. `probe.rs` asks what the engine can do (tokenizer,
+//! context length, `ignore_eos`), `calibrate.rs` sizes prompts with it.
 //!
 //! Everything here runs before a scenario's timed part; none of it is on
 //! the per-chunk path.
+
+mod calibrate;
+mod probe;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,7 +21,8 @@ use spark_results::{CalibrationMethod, Endpoint, EngineInfo};
 
 use crate::LoadError;
 use crate::chunk;
-use crate::prompt::{self, PromptShape};
+pub(crate) use calibrate::Calibrated;
+use probe::{PROBE_TIMEOUT, TokenizeApi};
 
 /// An API key; `Debug` and `Display` never show it.
 #[derive(Clone)]
@@ -74,6 +79,11 @@ pub struct EngineConfig {
     pub timeouts: Timeouts,
     /// Probe whether `ignore_eos`/`min_tokens` give exact output lengths.
     pub probe_ignore_eos: bool,
+    /// The context length, for engines that do not report it (TensorRT-LLM,
+    /// Ollama): compose's `x-spark-perf.max_model_len` or `--max-model-len`.
+    /// It wins over what the engine reports (a note says when they differ);
+    /// 0 is unknown.
+    pub max_model_len: Option<u32>,
 }
 
 impl EngineConfig {
@@ -85,6 +95,7 @@ impl EngineConfig {
             api_key: None,
             timeouts: Timeouts::default(),
             probe_ignore_eos: true,
+            max_model_len: None,
         }
     }
 }
@@ -105,27 +116,28 @@ pub(crate) struct EngineInner {
     pub(crate) model: String,
     pub(crate) timeouts: Timeouts,
     pub(crate) info: Mutex<EngineInfo>,
-    /// Calibrated prompt shapes by (endpoint, input tokens, shared prefix).
-    shapes: Mutex<HashMap<(Endpoint, u32, u32), Calibrated>>,
+    /// Calibrated prompt shapes (or why none could be) by (endpoint, input
+    /// tokens, shared prefix).
+    shapes: Mutex<Shapes>,
+    /// What the probes found that is not in [`EngineInfo`].
+    discovered: Mutex<Discovered>,
     /// Makes request ids (and so prompts) unique within this process.
     pub(crate) next_id: AtomicU64,
     /// Makes them unique across runs against the same engine.
     pub(crate) session: u64,
 }
 
-/// A calibrated prompt shape and what the engine counted for it.
-#[derive(Debug, Clone)]
-pub(crate) struct Calibrated {
-    pub(crate) shape: PromptShape,
-    /// Tokens the engine counted (equal to the target when calibration is exact).
-    pub(crate) tokens: u32,
-    pub(crate) note: Option<String>,
+/// Calibrated prompts (or why none could be) by (endpoint, input tokens,
+/// shared prefix).
+type Shapes = HashMap<(Endpoint, u32, u32), Result<Calibrated, String>>;
+
+/// What the probes found, beyond [`EngineInfo`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Discovered {
+    /// The `/tokenize` dialect, when calibration uses one.
+    pub(crate) tokenize_api: Option<TokenizeApi>,
 }
 
-/// At most this many tokenize or usage probes per calibration.
-const MAX_PROBES: usize = 40;
-/// Limits of discovery requests (models, tokenize, probes).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(120);
 /// uvicorn (vLLM, SGLang) closes idle keep-alive connections after 5 s; an
 /// idle pooled connection must be dropped first, or a request written on it
 /// just as the server closes it fails with a reset.
@@ -171,7 +183,13 @@ impl Engine {
                 .cloned()
                 .ok_or_else(|| LoadError::NoModel { url: base.clone() })?,
         };
-        let max_model_len = max_model_len.get(&model).copied().flatten();
+        // 0 is what a server reports when it does not know: unknown, not a
+        // context of no tokens.
+        let reported = max_model_len
+            .get(&model)
+            .copied()
+            .flatten()
+            .filter(|&n| n > 0);
         let session = crate::clock::monotonic_ns() % 1_000_000;
         let engine = Engine {
             inner: Arc::new(EngineInner {
@@ -185,20 +203,24 @@ impl Engine {
                 info: Mutex::new(EngineInfo {
                     url: base,
                     model,
-                    max_model_len,
+                    max_model_len: reported,
                     prompt_calibration: CalibrationMethod::Estimate,
                     ignore_eos_honoured: None,
                     notes: Vec::new(),
                 }),
                 shapes: Mutex::new(HashMap::new()),
+                discovered: Mutex::new(Discovered::default()),
                 next_id: AtomicU64::new(0),
                 session,
             }),
         };
-        let method = engine.probe_calibration().await;
+        engine
+            .resolve_context(reported, config.max_model_len.filter(|&n| n > 0))
+            .await;
+        let method = engine.probe_calibration(Endpoint::Chat).await;
         engine.update_info(|info| info.prompt_calibration = method);
         if config.probe_ignore_eos {
-            let honoured = engine.probe_ignore_eos().await;
+            let honoured = engine.probe_ignore_eos(Endpoint::Chat).await;
             engine.update_info(|info| info.ignore_eos_honoured = Some(honoured));
         }
         Ok(engine)
@@ -221,6 +243,59 @@ impl Engine {
     fn update_info(&self, update: impl FnOnce(&mut EngineInfo)) {
         let mut guard = self.inner.info.lock().unwrap_or_else(|e| e.into_inner());
         update(&mut guard);
+    }
+
+    pub(crate) fn discovered(&self) -> Discovered {
+        self.inner
+            .discovered
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    fn update_discovered(&self, update: impl FnOnce(&mut Discovered)) {
+        let mut guard = self
+            .inner
+            .discovered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        update(&mut guard);
+    }
+
+    fn lock_shapes(&self) -> std::sync::MutexGuard<'_, Shapes> {
+        self.inner.shapes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The context length: the configured one, else what `/v1/models` said,
+    /// else llama-server's `/props`; a note when it stays unknown.
+    async fn resolve_context(&self, reported: Option<u32>, configured: Option<u32>) {
+        let reported = match reported {
+            Some(n) => Some(n),
+            None => self.props_context().await,
+        };
+        let (max_model_len, note) = match (configured, reported) {
+            (Some(c), Some(r)) if c != r => (
+                Some(c),
+                Some(format!(
+                    "max_model_len {c} as configured; the engine reports {r}"
+                )),
+            ),
+            (Some(c), _) => (Some(c), None),
+            (None, Some(r)) => (Some(r), None),
+            (None, None) => (
+                None,
+                Some("the engine reports no context length (set x-spark-perf.max_model_len in compose or --max-model-len): prompts and max_tokens are not clamped to it".to_owned()),
+            ),
+        };
+        self.update_info(|info| {
+            info.max_model_len = max_model_len;
+            info.notes.extend(note);
+        });
+    }
+
+    /// How prompts of `endpoint` are counted.
+    pub(crate) async fn calibration_method(&self, _endpoint: Endpoint) -> CalibrationMethod {
+        self.info().prompt_calibration
     }
 
     pub(crate) fn url(&self, endpoint: Endpoint) -> &str {
@@ -283,273 +358,6 @@ impl Engine {
         let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.inner.session * 1_000_000 + n % 1_000_000
     }
-
-    /// The calibrated shape of an `input_tokens` prompt (cached).
-    pub(crate) async fn calibrated(
-        &self,
-        endpoint: Endpoint,
-        input_tokens: u32,
-        shared_prefix_tokens: u32,
-    ) -> Calibrated {
-        let key = (endpoint, input_tokens, shared_prefix_tokens);
-        if let Some(found) = self.lock_shapes().get(&key) {
-            return found.clone();
-        }
-        let calibrated = self
-            .calibrate(endpoint, input_tokens, shared_prefix_tokens)
-            .await;
-        self.lock_shapes().insert(key, calibrated.clone());
-        calibrated
-    }
-
-    fn lock_shapes(&self) -> std::sync::MutexGuard<'_, HashMap<(Endpoint, u32, u32), Calibrated>> {
-        self.inner.shapes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn calibrate(&self, endpoint: Endpoint, target: u32, shared_prefix: u32) -> Calibrated {
-        let method = self.info().prompt_calibration;
-        let sample_id = self.next_request_id();
-        let mut n_probes = 0usize;
-        let mut count = async |shape: &PromptShape| -> Option<u32> {
-            if n_probes >= MAX_PROBES {
-                return None;
-            }
-            n_probes += 1;
-            let text = prompt::render(shape, sample_id);
-            self.count_tokens(method, endpoint, &text).await
-        };
-        let estimate = |words: usize| (words as f64 * 1.3) as u32 + 12;
-        // The shared prefix: the largest number of leading words whose whole
-        // prompt stays within `shared_prefix` tokens (approximate by design).
-        let shared_words = if shared_prefix == 0 {
-            0
-        } else if method == CalibrationMethod::Estimate {
-            (shared_prefix as f64 / 1.3) as usize
-        } else {
-            let mut probe = async |words: usize| {
-                count(&PromptShape {
-                    shared_words: words,
-                    words: 0,
-                    pads: 0,
-                })
-                .await
-            };
-            largest_within(shared_prefix, &mut probe)
-                .await
-                .map_or(0, |(w, _)| w)
-        };
-        if method == CalibrationMethod::Estimate {
-            let words = ((target.saturating_sub(12)) as f64 / 1.3) as usize;
-            return Calibrated {
-                shape: PromptShape {
-                    shared_words,
-                    words: words.saturating_sub(shared_words),
-                    pads: 0,
-                },
-                tokens: estimate(words),
-                note: Some(format!(
-                    "prompt of {target} tokens sized by an estimate (1.3 tokens per word): the engine has no /tokenize and did not report usage"
-                )),
-            };
-        }
-        let mut probe = async |words: usize| {
-            count(&PromptShape {
-                shared_words,
-                words,
-                pads: 0,
-            })
-            .await
-        };
-        let Some((words, tokens)) = largest_within(target, &mut probe).await else {
-            return Calibrated {
-                shape: PromptShape {
-                    shared_words,
-                    words: 0,
-                    pads: 0,
-                },
-                tokens: 0,
-                note: Some(format!(
-                    "could not calibrate a prompt of {target} tokens; sent the shortest prompt"
-                )),
-            };
-        };
-        // Pad with single tokens up to the target; re-check, since a pad can
-        // merge with its neighbour in some tokenizers.
-        let mut best = (
-            PromptShape {
-                shared_words,
-                words,
-                pads: 0,
-            },
-            tokens,
-        );
-        let mut pads = (target - tokens) as usize;
-        for _ in 0..4 {
-            if best.1 == target || pads == 0 {
-                break;
-            }
-            let shape = PromptShape {
-                shared_words,
-                words,
-                pads,
-            };
-            let Some(got) = count(&shape).await else {
-                break;
-            };
-            if got <= target && got > best.1 {
-                best = (shape, got);
-            }
-            if got == target {
-                break;
-            }
-            pads = (pads as i64 + target as i64 - got as i64).max(0) as usize;
-        }
-        let (shape, tokens) = best;
-        let note = (tokens != target).then(|| {
-            format!("asked for a {target}-token prompt; the closest the engine's tokenizer allowed is {tokens}")
-        });
-        Calibrated {
-            shape,
-            tokens,
-            note,
-        }
-    }
-
-    /// How the engine counts `text` as a prompt of `endpoint`.
-    async fn count_tokens(
-        &self,
-        method: CalibrationMethod,
-        endpoint: Endpoint,
-        text: &str,
-    ) -> Option<u32> {
-        match method {
-            CalibrationMethod::Tokenize => self.tokenize(endpoint, text).await,
-            CalibrationMethod::UsageProbe => self.usage_probe(endpoint, text).await.map(|(p, _)| p),
-            CalibrationMethod::Estimate => None,
-        }
-    }
-
-    async fn tokenize(&self, endpoint: Endpoint, text: &str) -> Option<u32> {
-        #[derive(Deserialize)]
-        struct Tokenized {
-            count: u32,
-        }
-        let model = self.model();
-        let body = match endpoint {
-            Endpoint::Chat => serde_json::json!({
-                "model": model,
-                "messages": [{"role": "user", "content": text}],
-                "add_generation_prompt": true,
-            }),
-            Endpoint::Completions => serde_json::json!({"model": model, "prompt": text}),
-        };
-        let body = Bytes::from(serde_json::to_vec(&body).ok()?);
-        let url = format!("{}/tokenize", self.inner.base);
-        let response = self
-            .post(&url, body)
-            .timeout(PROBE_TIMEOUT)
-            .send()
-            .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        let bytes = response.bytes().await.ok()?;
-        serde_json::from_slice::<Tokenized>(&bytes)
-            .ok()
-            .map(|t| t.count)
-    }
-
-    /// A non-streaming generation; returns (prompt tokens, completion tokens).
-    async fn usage_probe(&self, endpoint: Endpoint, text: &str) -> Option<(u32, u32)> {
-        let params = BodyParams {
-            max_tokens: 1,
-            temperature: 0.0,
-            stream: false,
-            exact_output: false,
-        };
-        let (prompt, completion) = self.generate_once(endpoint, text, &params).await.ok()?;
-        Some((prompt?, completion.unwrap_or(0)))
-    }
-
-    /// A non-streaming generation; returns its usage or an error message.
-    async fn generate_once(
-        &self,
-        endpoint: Endpoint,
-        text: &str,
-        params: &BodyParams,
-    ) -> Result<(Option<u32>, Option<u32>), String> {
-        #[derive(Deserialize)]
-        struct Body {
-            usage: Option<chunk::Usage>,
-        }
-        let body = self.body(endpoint, text, params);
-        let response = self
-            .post(self.url(endpoint), body)
-            .timeout(PROBE_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("HTTP {status}: {}", chunk::error_message(&bytes)));
-        }
-        let body: Body = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        let usage = body.usage.unwrap_or_default();
-        Ok((usage.prompt_tokens, usage.completion_tokens))
-    }
-
-    async fn probe_calibration(&self) -> CalibrationMethod {
-        let text = "Hello there.";
-        if self.tokenize(Endpoint::Chat, text).await.is_some() {
-            return CalibrationMethod::Tokenize;
-        }
-        if self.usage_probe(Endpoint::Chat, text).await.is_some() {
-            self.update_info(|info| {
-                info.notes.push("no /tokenize endpoint: prompt lengths calibrated with max_tokens=1 usage probes".to_owned());
-            });
-            return CalibrationMethod::UsageProbe;
-        }
-        self.update_info(|info| {
-            info.notes.push(
-                "neither /tokenize nor usage answered: prompt lengths are estimates".to_owned(),
-            );
-        });
-        CalibrationMethod::Estimate
-    }
-
-    /// Whether asking for exactly N tokens gives N tokens.
-    async fn probe_ignore_eos(&self) -> bool {
-        const N: u32 = 24;
-        let params = BodyParams {
-            max_tokens: N,
-            temperature: 0.0,
-            stream: false,
-            exact_output: true,
-        };
-        match self
-            .generate_once(Endpoint::Chat, "Say yes.", &params)
-            .await
-        {
-            Ok((_, Some(n))) if n == N => true,
-            Ok((_, got)) => {
-                self.update_info(|info| {
-                    info.notes.push(format!(
-                        "ignore_eos/min_tokens not honoured (asked {N} tokens, got {}): outputs may be shorter than asked and are flagged",
-                        got.map_or("no usage".to_owned(), |n| n.to_string())
-                    ));
-                });
-                false
-            }
-            Err(message) => {
-                self.update_info(|info| {
-                    info.notes.push(format!("ignore_eos/min_tokens probe failed ({message}); outputs may be shorter than asked"));
-                });
-                false
-            }
-        }
-    }
 }
 
 /// Generation parameters of a request body.
@@ -559,65 +367,6 @@ pub(crate) struct BodyParams {
     pub(crate) temperature: f64,
     pub(crate) stream: bool,
     pub(crate) exact_output: bool,
-}
-
-/// The largest `x` with `count(x) ≤ target`, by secant steps inside a
-/// shrinking bracket (counts grow with `x`). Bounded by the probe budget.
-async fn largest_within(
-    target: u32,
-    count: &mut impl AsyncFnMut(usize) -> Option<u32>,
-) -> Option<(usize, u32)> {
-    let base = count(0).await?;
-    if base > target {
-        return None;
-    }
-    let mut lo = (0usize, base);
-    let mut hi: Option<(usize, u32)> = None;
-    // First guess: 1.3 tokens per word.
-    let mut x = ((target - base) as f64 / 1.3) as usize;
-    for _ in 0..MAX_PROBES {
-        if let Some(h) = hi {
-            if h.0 <= lo.0 + 1 {
-                break;
-            }
-            x = x.clamp(lo.0 + 1, h.0 - 1);
-        } else {
-            x = x.max(lo.0 + 1);
-        }
-        let got = count(x).await?;
-        if got <= target {
-            lo = (x, got);
-            if got == target {
-                // More words could still fit only if a word can be 0 tokens;
-                // it cannot, so this is the largest.
-                return Some(lo);
-            }
-        } else {
-            hi = Some((x, got));
-        }
-        // Secant from the bracket's ends (or from the origin).
-        let (x0, y0) = lo;
-        let next = match hi {
-            Some((x1, y1)) if y1 > y0 => {
-                let slope = (y1 - y0) as f64 / (x1 - x0) as f64;
-                x0 as f64 + (target - y0) as f64 / slope
-            }
-            _ => {
-                let slope = ((y0.max(base + 1) - base) as f64 / x0.max(1) as f64).max(0.05);
-                x0 as f64 + (target - y0) as f64 / slope
-            }
-        };
-        // Stay strictly inside the bracket so it shrinks; bisect when the
-        // secant stalls at an end.
-        let mut next = next.floor() as usize;
-        if let Some(h) = hi
-            && (next <= lo.0 || next >= h.0)
-        {
-            next = lo.0 + (h.0 - lo.0) / 2;
-        }
-        x = next;
-    }
-    Some(lo)
 }
 
 /// `http://host:port` without a trailing `/` or `/v1`.
@@ -737,26 +486,5 @@ mod tests {
     fn api_key_is_never_shown() {
         let key = ApiKey::new("sk-very-secret");
         assert!(!format!("{key:?}").contains("secret"));
-    }
-
-    #[tokio::test]
-    async fn search_finds_the_largest_fit() {
-        // 1.7 tokens per word, 9 tokens of template.
-        for target in [9u32, 10, 50, 1_000, 32_768] {
-            let mut calls = 0;
-            let mut count = async |x: usize| {
-                calls += 1;
-                Some(9 + (x as f64 * 1.7).floor() as u32)
-            };
-            let (x, got) = largest_within(target, &mut count).await.expect("fits");
-            assert!(got <= target);
-            assert!(
-                9 + ((x + 1) as f64 * 1.7).floor() as u32 > target,
-                "target {target}: {x}"
-            );
-            assert!(calls <= 12, "target {target}: {calls} probes");
-        }
-        let mut too_big = async |_x: usize| Some(100u32);
-        assert!(largest_within(10, &mut too_big).await.is_none());
     }
 }

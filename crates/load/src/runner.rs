@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spark_results::{
     Arrival, FailureClass, RequestRecord, RunResults, SCHEMA_VERSION, ScenarioAggregate,
-    ScenarioResult,
+    ScenarioConfig, ScenarioResult,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -102,32 +102,31 @@ pub async fn run_scenario(
 ) -> ScenarioResult {
     let mut config = scenario.config.clone();
     let mut notes = Vec::new();
-    if let Some(max_len) = engine.info().max_model_len {
-        if config.max_tokens >= max_len {
-            let clamped = max_len.saturating_sub(1).max(1);
-            notes.push(format!(
-                "max_tokens {} clamped to {clamped}: the engine's max_model_len is {max_len}",
-                config.max_tokens
-            ));
-            config.max_tokens = clamped;
-        }
-        let room = max_len - config.max_tokens;
-        if config.input_tokens > room {
-            notes.push(format!(
-                "input of {} tokens clamped to {room}: max_model_len {max_len} − max_tokens {}",
-                config.input_tokens, config.max_tokens
-            ));
-            config.input_tokens = room;
-            config.shared_prefix_tokens = config.shared_prefix_tokens.min(room);
-        }
-    }
-    let calibrated = engine
+    clamp_to_context(&mut config, engine.info().max_model_len, &mut notes);
+    let calibrated = match engine
         .calibrated(
             config.endpoint,
             config.input_tokens,
             config.shared_prefix_tokens,
         )
-        .await;
+        .await
+    {
+        Ok(calibrated) => calibrated,
+        Err(why) => {
+            // Never a wrong prompt under the scenario's name: not run, and why.
+            tracing::warn!(scenario = %scenario.name, "not run: {why}");
+            return ScenarioResult {
+                name: scenario.name.clone(),
+                config,
+                discarded: scenario.discard,
+                notes,
+                stopped: None,
+                not_run: Some(why),
+                aggregate: Collector::default().finish(&LogHistogram::default()),
+                requests: Vec::new(),
+            };
+        }
+    };
     tracing::debug!(scenario = %scenario.name, tokens = calibrated.tokens, shape = ?calibrated.shape, "calibrated prompt");
     if let Some(note) = &calibrated.note {
         notes.push(note.clone());
@@ -223,8 +222,39 @@ pub async fn run_scenario(
         discarded: scenario.discard,
         notes,
         stopped,
+        not_run: None,
         aggregate: collector.finish(&itl),
         requests: records,
+    }
+}
+
+/// Clamps `max_tokens` and then the prompt so that both fit `max_model_len`,
+/// with a note for each change. `None` or `Some(0)` is an unknown context:
+/// nothing is clamped (0 is what some servers report when they do not know).
+fn clamp_to_context(
+    config: &mut ScenarioConfig,
+    max_model_len: Option<u32>,
+    notes: &mut Vec<String>,
+) {
+    let Some(max_len) = max_model_len.filter(|&n| n > 0) else {
+        return;
+    };
+    if config.max_tokens >= max_len {
+        let clamped = max_len.saturating_sub(1).max(1);
+        notes.push(format!(
+            "max_tokens {} clamped to {clamped}: the engine's max_model_len is {max_len}",
+            config.max_tokens
+        ));
+        config.max_tokens = clamped;
+    }
+    let room = max_len.saturating_sub(config.max_tokens);
+    if config.input_tokens > room {
+        notes.push(format!(
+            "input of {} tokens clamped to {room}: max_model_len {max_len} − max_tokens {}",
+            config.input_tokens, config.max_tokens
+        ));
+        config.input_tokens = room;
+        config.shared_prefix_tokens = config.shared_prefix_tokens.min(room);
     }
 }
 
@@ -451,5 +481,30 @@ mod tests {
         assert!((rate - 50.0).abs() < 2.0, "rate {rate}");
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
         assert!(arrival_schedule(&Arrival::Closed, 10, 0).is_none());
+    }
+
+    #[test]
+    fn a_context_of_zero_is_unknown_and_clamps_nothing() {
+        let base = crate::scenario::builtin()
+            .into_iter()
+            .find(|s| s.name == "long-context-32k")
+            .expect("built in")
+            .config;
+        for unknown in [None, Some(0)] {
+            let mut config = base.clone();
+            let mut notes = Vec::new();
+            clamp_to_context(&mut config, unknown, &mut notes);
+            assert_eq!(config, base, "{unknown:?}");
+            assert!(notes.is_empty(), "{notes:?}");
+        }
+        // The smallest known contexts clamp without underflow.
+        for max_len in [1, 2, 100] {
+            let mut config = base.clone();
+            let mut notes = Vec::new();
+            clamp_to_context(&mut config, Some(max_len), &mut notes);
+            assert!(config.input_tokens + config.max_tokens <= max_len.max(1));
+            assert!(config.max_tokens >= 1);
+            assert!(!notes.is_empty());
+        }
     }
 }

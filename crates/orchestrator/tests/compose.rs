@@ -408,6 +408,7 @@ services:
   ollama:
     image: ollama/ollama:0.12.0
     ports: [\"11434:11434\"]
+    x-spark-perf: {max_model_len: 32768}
   custom:
     image: my/engine:1
     ports: [\"7000:80\"]
@@ -449,6 +450,8 @@ services:
         (ollama.flavor, ollama.health_path.as_str()),
         (Flavor::Ollama, "/api/version")
     );
+    assert_eq!(ollama.max_model_len, Some(32768));
+    assert_eq!(llama.max_model_len, None);
     let custom = inference(&project, "custom");
     assert_eq!(
         (

@@ -145,6 +145,22 @@ pub fn compare(
                 ));
                 continue;
             };
+            if let Some(why) = base_scenario
+                .not_run
+                .as_ref()
+                .or(cur_scenario.not_run.as_ref())
+            {
+                let side = if base_scenario.not_run.is_some() {
+                    "baseline"
+                } else {
+                    "current run"
+                };
+                comparison.missing.push(format!(
+                    "{} / {}: not run in the {side}: {why}",
+                    base.service, base_scenario.name
+                ));
+                continue;
+            }
             if base_scenario.config != cur_scenario.config {
                 comparison.differences.push(format!(
                     "{} / {}: scenario settings differ ({:?} vs {:?})",

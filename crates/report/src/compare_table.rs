@@ -185,7 +185,8 @@ fn scenario<'a>(engine: &'a EngineRun, name: &str) -> Option<&'a ScenarioResult>
         .as_ref()?
         .scenarios
         .iter()
-        .find(|scenario| scenario.name == name)
+        // A scenario that was not run has no numbers: N/A, its reason in the flags.
+        .find(|scenario| scenario.name == name && scenario.not_run.is_none())
 }
 
 /// e.g. `throughput: 64 requests, concurrency 16, 1024 → 256 tokens`.

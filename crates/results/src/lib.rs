@@ -94,6 +94,11 @@ pub struct ScenarioResult {
     /// Why the scenario stopped before sending all its requests, `null` when
     /// it ran to the end.
     pub stopped: Option<String>,
+    /// Why the scenario was not run at all (no prompt of its length could be
+    /// established); absent when it ran. Its aggregate is then empty and the
+    /// reports show N/A with this reason, never a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
     /// The aggregates over its requests.
     pub aggregate: ScenarioAggregate,
     /// One record per request in the order they ended; empty when the

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::args::Flavor;
 use crate::engine::{Generation, block_hashes};
+use crate::llamacpp;
 use crate::protocol::{
     ChatChoice, ChatCompletionResponse, ChatMessageOut, ChatRequest, CompletionChoice,
     CompletionRequest, CompletionResponse, DetokenizeRequest, DetokenizeResponse, ErrorInfo,
@@ -31,11 +32,11 @@ use crate::truth::{Outcome, TruthRecord, monotonic_ns, unix_ns};
 /// Largest request body accepted (a 128k-token prompt is well under this).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-type Resp = Response<SimBody>;
+pub(crate) type Resp = Response<SimBody>;
 /// An early answer (an error body); boxed to keep `Result`s small.
-type Reject = Box<Resp>;
+pub(crate) type Reject = Box<Resp>;
 
-fn json_response(status: StatusCode, body: &impl Serialize) -> Resp {
+pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut response = Response::new(SimBody::full(bytes));
     *response.status_mut() = status;
@@ -132,6 +133,15 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
         (Method::GET, "/v1/models") => models(&shared),
         (Method::POST, "/v1/chat/completions") => generate(shared, req, Endpoint::Chat).await,
         (Method::POST, "/v1/completions") => generate(shared, req, Endpoint::Completion).await,
+        (Method::POST, "/tokenize") if flavor == Flavor::Llamacpp => llamacpp::tokenize(req).await,
+        (Method::POST, "/apply-template") if flavor == Flavor::Llamacpp => {
+            llamacpp::apply_template(req).await
+        }
+        (Method::GET, "/props") if flavor == Flavor::Llamacpp => llamacpp::props(&shared),
+        // trtllm-serve has no tokenizer endpoints.
+        (Method::POST, "/tokenize" | "/detokenize") if flavor == Flavor::Trtllm => {
+            detail(StatusCode::NOT_FOUND, "Not Found")
+        }
         (Method::POST, "/tokenize") => tokenize(&shared, req).await,
         (Method::POST, "/detokenize") => detokenize(&shared, req).await,
         (
@@ -215,7 +225,10 @@ fn models(shared: &Shared) -> Resp {
             owned_by: "vllm",
             root: shared.args.model.clone(),
             parent: None,
-            max_model_len: shared.args.max_model_len,
+            // llama-server's cards have no context length (it is in /props),
+            // trtllm-serve's neither.
+            max_model_len: matches!(shared.args.flavor, Flavor::Vllm | Flavor::Sglang)
+                .then_some(shared.args.max_model_len),
             permission: vec![ModelPermission {
                 id: format!(
                     "modelperm-{:016x}{:016x}",
@@ -246,7 +259,7 @@ fn models(shared: &Shared) -> Resp {
 }
 
 /// Reads and parses a JSON body; a failure is FastAPI's validation 400.
-async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Reject> {
+pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Reject> {
     let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
@@ -354,7 +367,7 @@ async fn detokenize(shared: &Shared, req: Request<Incoming>) -> Resp {
     }
 }
 
-fn chat_messages(
+pub(crate) fn chat_messages(
     messages: &[crate::protocol::InMessage],
 ) -> Result<Vec<tokenizer::ChatMessage>, Reject> {
     messages
@@ -542,6 +555,21 @@ async fn generate(shared: Arc<Shared>, req: Request<Incoming>, endpoint: Endpoin
             "Unrecognized request argument supplied: stream_options".to_owned(),
             Some("stream_options"),
         );
+    }
+    if shared.args.reject_ignore_eos {
+        let field = if sampling.ignore_eos.is_some() {
+            Some("ignore_eos")
+        } else if sampling.min_tokens.is_some() {
+            Some("min_tokens")
+        } else {
+            None
+        };
+        if let Some(field) = field {
+            return bad_request(
+                format!("Unrecognized request argument supplied: {field}"),
+                Some(field),
+            );
+        }
     }
     if let Some(resp) = context_error(&shared, prompt_tokens, max_tokens, parsed.stream) {
         return resp;

@@ -115,6 +115,10 @@ pub struct SimArgs {
     /// not know the field do.
     #[arg(long)]
     pub reject_stream_options: bool,
+    /// Answer 400 to any request with `ignore_eos` or `min_tokens`, as
+    /// strict OpenAI-compatible servers and gateways do.
+    #[arg(long)]
+    pub reject_ignore_eos: bool,
     /// Require `Authorization: Bearer KEY` on /v1/* (as vLLM's --api-key).
     #[arg(long, env = "VLLM_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,

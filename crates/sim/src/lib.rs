@@ -22,6 +22,7 @@ mod args;
 mod engine;
 mod error;
 mod healthcheck;
+mod llamacpp;
 mod metrics;
 mod protocol;
 mod server;

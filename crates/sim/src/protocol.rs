@@ -289,7 +289,8 @@ pub(crate) struct ModelCard {
     pub(crate) owned_by: &'static str,
     pub(crate) root: String,
     pub(crate) parent: Option<()>,
-    pub(crate) max_model_len: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) max_model_len: Option<u32>,
     pub(crate) permission: Vec<ModelPermission>,
 }
 

@@ -54,6 +54,49 @@ async fn llamacpp_context_overflow_and_health_bodies() {
 }
 
 #[tokio::test]
+async fn llamacpp_tokenize_apply_template_and_props() {
+    let mut a = args();
+    a.flavor = Flavor::Llamacpp;
+    a.max_model_len = 4096;
+    a.max_num_seqs = Some(4);
+    let sim = start(a).await;
+    // llama-server's /tokenize: `content` in, bare `tokens` out (no count),
+    // special tokens parsed.
+    let text = "<|im_start|>user\nHello there, world.<|im_end|>";
+    let tokenized = json(post(&sim, "/tokenize", json!({"content": text})).await).await;
+    assert_eq!(tokenized, json!({"tokens": tokenizer::encode(text)}));
+    // A vLLM-style body has no `content`: no tokens, still 200.
+    let vllm_style = post(&sim, "/tokenize", json!({"model": "m", "prompt": text})).await;
+    assert_eq!(vllm_style.status(), 200);
+    assert_eq!(json(vllm_style).await, json!({"tokens": []}));
+    // The chat template as text; its tokens are the chat prompt's usage.
+    let messages = json!([{"role": "user", "content": "Hello there."}]);
+    let templated = json(post(&sim, "/apply-template", json!({"messages": messages})).await).await;
+    let prompt = templated["prompt"].as_str().expect("a prompt").to_owned();
+    assert_eq!(
+        prompt,
+        "<|im_start|>user\nHello there.<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let usage = json(
+        post(
+            &sim,
+            "/v1/chat/completions",
+            json!({"messages": messages, "max_tokens": 1}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(usage["usage"]["prompt_tokens"], tokenizer::count(&prompt));
+    // The per-slot context and the slots are in /props, not in /v1/models.
+    let props = json(get(&sim, "/props").await).await;
+    assert_eq!(props["default_generation_settings"]["n_ctx"], 4096);
+    assert_eq!(props["total_slots"], 4);
+    let models = json(get(&sim, "/v1/models").await).await;
+    assert!(models["data"][0].get("max_model_len").is_none(), "{models}");
+    sim.stop().await;
+}
+
+#[tokio::test]
 async fn trtllm_metrics_path_and_usage_only_when_asked() {
     let mut a = args();
     a.flavor = Flavor::Trtllm;

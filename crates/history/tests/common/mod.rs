@@ -151,6 +151,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
         discarded: false,
         notes: Vec::new(),
         stopped: None,
+        not_run: None,
         aggregate,
         requests,
     };

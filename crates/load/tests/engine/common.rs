@@ -34,6 +34,7 @@ pub struct Truth {
     pub first_token_mono_ns: Option<u64>,
     pub token_mono_ns: Vec<u64>,
     pub prompt_tokens: u32,
+    pub cached_tokens: u32,
     pub completion_tokens: u32,
     pub outcome: String,
 }
@@ -112,6 +113,7 @@ impl TestSim {
                     let id = t
                         .request_id
                         .strip_prefix("chatcmpl-")
+                        .or_else(|| t.request_id.strip_prefix("cmpl-"))
                         .unwrap_or(&t.request_id)
                         .to_owned();
                     request_ids.contains(&id.as_str()).then_some((id, t))

@@ -86,11 +86,39 @@ async fn completions_prompts_are_exact_and_distinct() {
     for record in &result.requests {
         assert_eq!(record.input_tokens, Some(300));
     }
-    // Distinct prompts: the sim's prefix cache found nothing to reuse.
-    let truth = sim.truth_records(4);
-    let ids: std::collections::HashSet<&str> =
-        truth.iter().map(|t| t.request_id.as_str()).collect();
-    assert_eq!(ids.len(), truth.len());
+    // Distinct prompts: the sim's prefix cache (16-token blocks, on by
+    // default) found nothing to reuse, not even the first block; identical
+    // prompts would hit 299 of their 300 tokens.
+    let ids: Vec<String> = result
+        .requests
+        .iter()
+        .map(|r| r.request_id.clone())
+        .collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let truth = sim.truth_for(&id_refs);
+    assert_eq!(truth.len(), 3);
+    for t in truth.values() {
+        assert_eq!(t.prompt_tokens, 300);
+        assert_eq!(
+            t.cached_tokens, 0,
+            "{} reused a cached prefix",
+            t.request_id
+        );
+    }
+    // The check can fail: prompts that share their first 256 tokens do hit
+    // the cache from the second request on.
+    let mut shared = common::scenario("shared", 300, 4, 2, 1);
+    shared.config.endpoint = Endpoint::Completions;
+    shared.config.shared_prefix_tokens = 256;
+    let result = common::run_one(&engine, &shared, &RunOptions::default()).await;
+    let last = result
+        .requests
+        .iter()
+        .max_by_key(|r| r.request_idx)
+        .expect("records");
+    let truth = sim.truth_for(&[last.request_id.as_str()]);
+    let cached = truth.values().next().map_or(0, |t| t.cached_tokens);
+    assert!(cached >= 240, "cached {cached}");
 }
 
 #[tokio::test]
@@ -141,4 +169,88 @@ async fn ignore_eos_probe_and_exact_outputs() {
             .all(|r| !r.output_tokens_estimated
                 && r.token_chunks + 1 == r.output_tokens.unwrap_or(0))
     );
+}
+
+#[tokio::test]
+async fn llamacpp_prompts_are_exact_and_clamped_from_props() {
+    let _serial = common::serial().await;
+    let sim = common::start(|args| {
+        args.flavor = spark_sim::Flavor::Llamacpp;
+        args.max_model_len = 8192;
+    });
+    let engine = common::connect(&sim).await;
+    let info = engine.info();
+    // /tokenize answers llama-server's way and /v1/models has no context
+    // length: both come from llama-server's own endpoints, not from probes.
+    assert_eq!(info.prompt_calibration, CalibrationMethod::Tokenize);
+    assert_eq!(info.max_model_len, Some(8192), "{:?}", info.notes);
+    for endpoint in [Endpoint::Chat, Endpoint::Completions] {
+        let mut s = common::scenario("llamacpp", 2000, 4, 2, 1);
+        s.config.endpoint = endpoint;
+        let result = common::run_one(&engine, &s, &RunOptions::default()).await;
+        assert!(result.notes.is_empty(), "{:?}", result.notes);
+        for record in &result.requests {
+            assert!(record.is_ok(), "{:?}", record.failure);
+            assert_eq!(record.input_tokens, Some(2000), "{endpoint:?}");
+        }
+    }
+    // Clamped to the per-slot context of /props.
+    let s = common::scenario("too-long", 16_384, 100, 1, 1);
+    let result = common::run_one(&engine, &s, &RunOptions::default()).await;
+    assert_eq!(result.config.input_tokens, 8092);
+    let record = &result.requests[0];
+    assert!(record.is_ok(), "{:?}", record.failure);
+    assert_eq!(record.input_tokens, Some(8092));
+}
+
+#[tokio::test]
+async fn an_unreported_context_is_configured_or_said_to_be_unknown() {
+    let _serial = common::serial().await;
+    // trtllm-serve reports no context length and has no /tokenize.
+    let sim = common::start(|args| {
+        args.flavor = spark_sim::Flavor::Trtllm;
+        args.max_model_len = 4096;
+    });
+    let engine = common::connect(&sim).await;
+    let info = engine.info();
+    assert_eq!(info.max_model_len, None);
+    assert_eq!(info.prompt_calibration, CalibrationMethod::UsageProbe);
+    assert!(
+        info.notes
+            .iter()
+            .any(|n| n.contains("reports no context length") && n.contains("--max-model-len")),
+        "{:?}",
+        info.notes
+    );
+    let configured = spark_load::Engine::connect(spark_load::EngineConfig {
+        max_model_len: Some(4096),
+        ..spark_load::EngineConfig::new(sim.url.clone())
+    })
+    .await
+    .expect("connect");
+    assert_eq!(configured.info().max_model_len, Some(4096));
+    assert!(
+        !configured
+            .info()
+            .notes
+            .iter()
+            .any(|n| n.contains("context length")),
+        "{:?}",
+        configured.info().notes
+    );
+    let s = common::scenario("too-long", 8192, 96, 1, 1);
+    let result = common::run_one(&configured, &s, &RunOptions::default()).await;
+    assert_eq!(result.config.input_tokens, 4000);
+    let record = &result.requests[0];
+    assert!(record.is_ok(), "{:?}", record.failure);
+    // Usage probes are exact too.
+    assert_eq!(record.input_tokens, Some(4000));
+    // 0 configured is unknown, not a context of no tokens.
+    let zero = spark_load::Engine::connect(spark_load::EngineConfig {
+        max_model_len: Some(0),
+        ..spark_load::EngineConfig::new(sim.url.clone())
+    })
+    .await
+    .expect("connect");
+    assert_eq!(zero.info().max_model_len, None);
 }

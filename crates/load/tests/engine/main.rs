@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod accuracy;
+mod calibration;
 mod chunking;
 mod common;
 mod faults;

@@ -110,6 +110,9 @@ pub struct InferenceService {
     pub served_model: Option<String>,
     /// Whether the active profiles enable the service.
     pub enabled: bool,
+    /// `x-spark-perf.max_model_len`: the context length, for engines that
+    /// do not report it (TensorRT-LLM, Ollama).
+    pub max_model_len: Option<u32>,
 }
 
 impl InferenceService {
@@ -404,6 +407,20 @@ pub(super) fn discover(
         named.or(by_flavor).or(sim_default)
     });
 
+    let max_model_len = match ext.get("max_model_len") {
+        None => None,
+        Some(v) => match scalar_text(v).and_then(|t| t.parse::<u32>().ok()) {
+            Some(n) => Some(n),
+            None => {
+                p.error(
+                    ypath!["x-spark-perf", "max_model_len"],
+                    "`max_model_len` must be a number of tokens",
+                );
+                None
+            }
+        },
+    };
+
     Some(InferenceService {
         name: service.name.clone(),
         image: service.image.clone(),
@@ -414,6 +431,7 @@ pub(super) fn discover(
         health_path,
         served_model,
         enabled: service.enabled,
+        max_model_len,
     })
 }
 

@@ -339,6 +339,7 @@ pub(crate) const EXTENSION_KEYS: &[&str] = &[
     "model",
     "flavor",
     "health_path",
+    "max_model_len",
 ];
 
 /// Collects the problems of one service.

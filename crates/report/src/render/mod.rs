@@ -95,6 +95,13 @@ pub fn flags(suite: &SuiteResults) -> Vec<String> {
             flags.push(format!("{}: {note}", engine.service));
         }
         for scenario in results.scenarios.iter().filter(|s| !s.discarded) {
+            if let Some(why) = &scenario.not_run {
+                flags.push(format!(
+                    "{} / {}: N/A, not run: {why}",
+                    engine.service, scenario.name
+                ));
+                continue;
+            }
             let aggregate = &scenario.aggregate;
             if aggregate.n_estimated_output_tokens > 0 {
                 flags.push(format!(

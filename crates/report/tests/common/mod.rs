@@ -40,6 +40,7 @@ fn scenario(name: &str, speed: f64, n_failed: u32) -> ScenarioResult {
         discarded: false,
         notes: Vec::new(),
         stopped: None,
+        not_run: None,
         aggregate: ScenarioAggregate {
             n_requests: 64,
             n_ok: 64 - n_failed,

@@ -71,6 +71,9 @@ pub struct BenchOpts {
     /// Stop a scenario (and the run) after this many consecutive failures.
     #[arg(long, default_value_t = 10)]
     pub max_consecutive_failures: u32,
+    /// The engine's context length, when it does not report it (TensorRT-LLM, Ollama).
+    #[arg(long)]
+    pub max_model_len: Option<u32>,
     /// Connect timeout (e.g. 10s).
     #[arg(long, value_parser = super::duration_arg, default_value = "10s")]
     pub connect_timeout: Duration,
@@ -132,6 +135,7 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
             total: opts.request_timeout,
         },
         probe_ignore_eos: true,
+        max_model_len: opts.max_model_len,
     })
     .await?;
     let info = engine.info();

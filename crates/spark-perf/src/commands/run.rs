@@ -64,6 +64,10 @@ pub struct RunOpts {
     /// context, sequential); concurrent scenarios keep their request counts.
     #[arg(long)]
     pub iterations: Option<u32>,
+    /// The engines' context length, for those that do not report it
+    /// (TensorRT-LLM, Ollama); a service's `x-spark-perf.max_model_len` wins.
+    #[arg(long)]
+    pub max_model_len: Option<u32>,
     /// Give up on a service that is not healthy after this long (e.g. 30m, 90s).
     #[arg(long, value_parser = super::duration_arg, default_value = "30m")]
     pub health_timeout: Duration,
@@ -117,7 +121,10 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
     for warning in project.warnings() {
         eprintln!("warning: {warning}");
     }
-    let services = project.select(&opts.only, &opts.skip)?;
+    let mut services = project.select(&opts.only, &opts.skip)?;
+    for service in &mut services {
+        service.max_model_len = service.max_model_len.or(opts.max_model_len);
+    }
     if services.is_empty() {
         anyhow::bail!(
             "{}: no inference service to benchmark (mark one with `x-spark-perf: {{inference: true}}`, or check --only/--skip and profiles)",
@@ -440,6 +447,7 @@ async fn measure(
     let mut config = EngineConfig::new(service.base_url.clone());
     config.model = service.served_model.clone();
     config.api_key = api_key;
+    config.max_model_len = service.max_model_len;
     let dir = writer.engine_dir(&service.name)?;
     flow::measure(config, scenarios, &dir, &service.name, progress, cancel)
         .await
