@@ -57,6 +57,9 @@ pub enum Command {
     Compare(commands::compare::CompareOpts),
     /// Render a past run again (txt, md, json or html) to stdout.
     Report(commands::report::ReportOpts),
+    /// The run history: each metric's series of runs with their verdicts and
+    /// change points; `history import DIR…` backfills run directories.
+    History(commands::history::HistoryOpts),
     /// Serve spark-sim, the simulated vLLM-like engine (same flags as the
     /// `spark-sim` binary; see docs/SIM.md).
     Sim(Box<spark_sim::SimArgs>),
@@ -97,6 +100,7 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Bench(opts) => commands::bench::run(*opts).await,
         Command::Compare(opts) => commands::compare::run(&opts),
         Command::Report(opts) => commands::report::run(&opts),
+        Command::History(opts) => commands::history::run(&opts),
         Command::Sim(args) => commands::sim::run(*args).await,
     }
 }

@@ -81,7 +81,8 @@ async fn a_context_overflow_in_the_stream_is_context_length() {
 }
 
 /// A loopback proxy in front of `upstream` that answers `GET /v1/models`
-/// itself, without `max_model_len`, and forwards every other connection.
+/// itself, without `max_model_len`, answers `GET /props` 404 (so neither
+/// says the context size), and forwards every other connection.
 async fn hide_max_model_len(upstream: &str) -> String {
     let upstream = upstream
         .strip_prefix("http://")
@@ -100,6 +101,14 @@ async fn hide_max_model_len(upstream: &str) -> String {
                 let Ok(n) = client.read(&mut first).await else {
                     return;
                 };
+                if first[..n].starts_with(b"GET /props") {
+                    // A build whose /props says no context size either.
+                    let _ = client
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                    let _ = client.shutdown().await;
+                    return;
+                }
                 if first[..n].starts_with(b"GET /v1/models") {
                     let body = r#"{"object":"list","data":[{"id":"spark-sim/sim-1","object":"model","owned_by":"llamacpp"}]}"#;
                     let head = format!(

@@ -89,6 +89,8 @@ pub struct BenchOpts {
     /// Write the results as JSON to stdout (one document) instead of the tables.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub history: super::history::HistoryArgs,
 }
 
 /// `--endpoint` values.
@@ -220,10 +222,23 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
         }
     }
     writer.push(run)?;
-    flow::finish(
+    let code = flow::finish(
         &mut writer,
         &cancel,
         opts.baseline.as_deref(),
+        opts.threshold,
+        opts.json,
+    )?;
+    let beside = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    super::history::after_finish(
+        code,
+        &opts.history,
+        &beside,
+        writer.suite(),
+        writer.dir(),
         opts.threshold,
         opts.json,
     )

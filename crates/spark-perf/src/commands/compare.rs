@@ -20,10 +20,18 @@ Examples:
   spark-perf compare --threshold 10 baseline.json current.json"
 )]
 pub struct CompareOpts {
-    /// The baseline run's results.json (or its directory).
-    pub baseline: PathBuf,
+    /// The baseline run's results.json (or its directory); with --history,
+    /// the run to judge (its id or its run directory; default: the newest).
+    #[arg(required_unless_present = "history")]
+    pub baseline: Option<PathBuf>,
     /// The current run's results.json (or its directory).
-    pub current: PathBuf,
+    #[arg(required_unless_present = "history", conflicts_with = "history")]
+    pub current: Option<PathBuf>,
+    /// Judge a run against the earlier comparable runs of this history
+    /// instead of one baseline: a run is one value, its verdict comes from
+    /// the history's own spread.
+    #[arg(long, value_name = "PATH")]
+    pub history: Option<PathBuf>,
     /// Relative change, percent, in the bad direction that counts as a regression.
     #[arg(long, default_value_t = 5.0)]
     pub threshold: f64,
@@ -33,14 +41,57 @@ pub struct CompareOpts {
 }
 
 pub(crate) fn run(opts: &CompareOpts) -> anyhow::Result<u8> {
-    let current = load(&opts.current)?;
+    if let Some(history) = &opts.history {
+        return against_history(history, opts.baseline.as_deref(), opts.threshold / 100.0);
+    }
+    let (Some(baseline), Some(current)) = (&opts.baseline, &opts.current) else {
+        anyhow::bail!("compare needs BASELINE and CURRENT, or --history PATH");
+    };
+    let current = load(current)?;
     against(
-        &opts.baseline,
+        baseline,
         &current,
         opts.threshold / 100.0,
         opts.force,
         TableTo::Stdout,
     )
+}
+
+/// `compare --history PATH [RUN]`: the run (an id, a run directory, or the
+/// newest) against the earlier comparable runs of the history.
+fn against_history(path: &Path, run: Option<&Path>, threshold: f64) -> anyhow::Result<u8> {
+    if !path.is_file() {
+        anyhow::bail!(
+            "no history at {}: pass the history.sqlite beside your run directories",
+            path.display()
+        );
+    }
+    let history = spark_history::History::open(path)?;
+    let runs = history.runs()?;
+    let run_id = match run {
+        None => runs
+            .last()
+            .map(|r| r.id)
+            .ok_or_else(|| anyhow::anyhow!("the history {} holds no run", path.display()))?,
+        Some(run) => match run.to_str().and_then(|t| t.parse::<i64>().ok()) {
+            Some(id) => spark_history::RunId(id),
+            None => {
+                let suite = load(run)?;
+                history
+                    .find_run(suite.started_unix_ms, &suite.source)?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{} is not in the history {}: add it with `spark-perf history import`",
+                            run.display(),
+                            path.display()
+                        )
+                    })?
+            }
+        },
+    };
+    let verdict = super::judge::judge_run(&history, run_id, threshold)?;
+    crate::write_stdout(&super::history::render_verdict(&verdict))?;
+    Ok(verdict.exit_code())
 }
 
 /// Where the comparison table goes: stdout for `compare`, stderr when stdout

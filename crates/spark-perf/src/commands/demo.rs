@@ -25,6 +25,8 @@ pub struct DemoOpts {
     /// Write the results as JSON to stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub history: super::history::HistoryArgs,
 }
 
 /// The demo's engines: (name, sim profile, flavor).
@@ -87,7 +89,16 @@ pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
         .await;
         writer.push(engine)?;
     }
-    flow::finish(&mut writer, &cancel, None, 0.0, opts.json)
+    let code = flow::finish(&mut writer, &cancel, None, 0.0, opts.json)?;
+    super::history::after_finish(
+        code,
+        &opts.history,
+        &opts.output,
+        writer.suite(),
+        writer.dir(),
+        5.0,
+        opts.json,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

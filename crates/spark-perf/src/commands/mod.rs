@@ -4,6 +4,8 @@ pub(crate) mod bench;
 pub(crate) mod compare;
 pub(crate) mod demo;
 mod flow;
+pub(crate) mod history;
+mod judge;
 mod lock;
 pub(crate) mod report;
 pub(crate) mod run;

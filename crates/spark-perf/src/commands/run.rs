@@ -101,6 +101,8 @@ pub struct RunOpts {
     /// Write the results as JSON to stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub history: super::history::HistoryArgs,
     /// Name of the environment variable holding the engines' API key.
     #[arg(long, value_name = "VAR")]
     pub api_key_env: Option<String>,
@@ -185,10 +187,19 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
     // On every path (done, failed, Ctrl-C), what was in the way runs again.
     restore(&docker, &mut writer, opts.no_restore).await?;
     benchmarked?;
-    flow::finish(
+    let code = flow::finish(
         &mut writer,
         &cancel,
         opts.baseline.as_deref(),
+        opts.threshold,
+        opts.json,
+    )?;
+    super::history::after_finish(
+        code,
+        &opts.history,
+        &opts.output,
+        writer.suite(),
+        writer.dir(),
         opts.threshold,
         opts.json,
     )
