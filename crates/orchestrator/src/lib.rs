@@ -35,6 +35,7 @@
 
 pub mod compose;
 mod docker;
+mod emergency;
 mod error;
 mod hash;
 mod health;
@@ -48,6 +49,7 @@ pub use compose::{
     parse_duration,
 };
 pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions};
+pub use emergency::EmergencyStop;
 pub use error::OrchestratorError;
 pub use health::{HealthOptions, StartupCost};
 pub use sweep::{RestoreOutcome, StoppedContainer};
