@@ -60,10 +60,23 @@ const LOG_TAIL_LINES: usize = 50;
 pub struct Docker {
     pub(crate) client: bollard::Docker,
     /// The service whose container this handle runs, if any.
-    active: Arc<Mutex<Option<String>>>,
+    pub(crate) active: Arc<Mutex<Option<String>>>,
     /// The containers this handle stopped because they were in the way, to
     /// be started again at the end of the run.
-    pub(crate) displaced: Mutex<Vec<StoppedContainer>>,
+    pub(crate) displaced: Arc<Mutex<Vec<StoppedContainer>>>,
+    /// How to clean up the container this handle runs, for a second Ctrl-C.
+    pub(crate) current: Arc<Mutex<Option<Cleanup>>>,
+}
+
+/// What it takes to stop and remove a started container, without the
+/// [`RunningService`] that owns it.
+#[derive(Debug, Clone)]
+pub(crate) struct Cleanup {
+    pub(crate) service: String,
+    pub(crate) container_id: String,
+    pub(crate) grace: Duration,
+    pub(crate) keep: bool,
+    pub(crate) networks: Vec<String>,
 }
 
 /// How to start a service.
@@ -119,7 +132,7 @@ fn docker_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned())
 }
 
-async fn connect_client() -> Result<bollard::Docker, OrchestratorError> {
+pub(crate) async fn connect_client() -> Result<bollard::Docker, OrchestratorError> {
     let host = docker_host();
     let client = bollard::Docker::connect_with_defaults().map_err(|source| {
         OrchestratorError::ConnectDocker {
@@ -150,7 +163,8 @@ impl Docker {
         Ok(Docker {
             client: connect_client().await?,
             active: Arc::new(Mutex::new(None)),
-            displaced: Mutex::new(Vec::new()),
+            displaced: Arc::new(Mutex::new(Vec::new())),
+            current: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -226,6 +240,34 @@ impl Docker {
             .await?;
         slot.disarm();
         Ok(running)
+    }
+
+    /// After a cancelled [`Docker::start`] (Ctrl-C while the create call
+    /// was in flight, before a [`RunningService`] owned the container),
+    /// removes the service's container when it was created and never
+    /// started, so nothing is left behind. Best effort.
+    pub async fn remove_unstarted(&self, project: &ComposeProject, service: &InferenceService) {
+        let Some(definition) = project.service(&service.name) else {
+            return;
+        };
+        let name = &definition.container_name;
+        let Ok(inspect) = self
+            .client
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        else {
+            return;
+        };
+        let created =
+            inspect.state.and_then(|s| s.status) == Some(ContainerStateStatusEnum::CREATED);
+        let ours = inspect
+            .config
+            .and_then(|c| c.labels)
+            .is_some_and(|l| l.get(LABEL_PROJECT).map(String::as_str) == Some(project.name()));
+        if created && ours {
+            let _ = remove_container(&self.client, name, &service.name).await;
+            tracing::info!(service = %service.name, "removed a container whose start was interrupted");
+        }
     }
 
     async fn start_in_slot(
@@ -343,6 +385,7 @@ impl Docker {
         let mut running = RunningService {
             client: self.client.clone(),
             active: Arc::clone(&self.active),
+            current: Arc::clone(&self.current),
             service: name.clone(),
             container_id: created.id.clone(),
             container_name: definition.container_name.clone(),
@@ -372,6 +415,17 @@ impl Docker {
             },
             done: false,
         };
+
+        *running
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Cleanup {
+            service: name.clone(),
+            container_id: created.id.clone(),
+            grace: running.stop_grace,
+            keep: options.keep,
+            networks: running.created_networks.clone(),
+        });
 
         // Networks beyond the first are connected before the start.
         for (key, aliases) in definition.networks.iter().skip(1) {
@@ -980,6 +1034,15 @@ fn command_secrets(definition: &Service) -> Vec<String> {
     mask::command(&parts, &env).secrets
 }
 
+/// What a stop call may take beyond the grace period: the SIGKILL and the
+/// daemon's bookkeeping.
+const STOP_MARGIN: Duration = Duration::from_secs(15);
+
+/// The HTTP timeout of a stop call: the grace period plus a margin.
+pub(crate) fn stop_timeout(grace: Duration) -> Duration {
+    grace.saturating_add(STOP_MARGIN)
+}
+
 /// Stops (SIGTERM, then SIGKILL after `grace`) a container.
 pub(crate) async fn stop_container(
     client: &bollard::Docker,
@@ -990,6 +1053,10 @@ pub(crate) async fn stop_container(
     let seconds =
         i32::try_from(grace.as_secs().max(u64::from(grace.subsec_nanos() > 0))).unwrap_or(i32::MAX);
     let options = StopContainerOptionsBuilder::new().t(seconds).build();
+    // The daemon answers when the container is gone, up to `grace` later;
+    // bollard's default 120 s HTTP timeout would abort a longer stop (and
+    // skip the removal after it).
+    let client = client.clone().with_timeout(stop_timeout(grace));
     match client.stop_container(id, Some(options)).await {
         Ok(()) => Ok(()),
         // 304: already stopped; 404: already gone.
@@ -1030,6 +1097,7 @@ async fn remove_container(
 pub struct RunningService {
     client: bollard::Docker,
     active: Arc<Mutex<Option<String>>>,
+    current: Arc<Mutex<Option<Cleanup>>>,
     service: String,
     container_id: String,
     container_name: String,
@@ -1254,8 +1322,16 @@ impl RunningService {
         )
         .await;
         free_slot(&self.active);
+        take_current(&self.current);
         result.map(|()| self.provenance.clone())
     }
+}
+
+fn take_current(current: &Mutex<Option<Cleanup>>) {
+    current
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
 }
 
 fn free_slot(active: &Mutex<Option<String>>) {
@@ -1265,7 +1341,7 @@ fn free_slot(active: &Mutex<Option<String>>) {
     *slot = None;
 }
 
-async fn cleanup(
+pub(crate) async fn cleanup(
     client: &bollard::Docker,
     service: &str,
     container_id: &str,
@@ -1273,11 +1349,26 @@ async fn cleanup(
     keep: bool,
     networks: &[String],
 ) -> Result<(), OrchestratorError> {
-    stop_container(client, container_id, service, grace).await?;
-    if keep {
-        return Ok(());
+    let stopped = stop_container(client, container_id, service, grace).await;
+    if let Err(err) = &stopped {
+        // A failed or timed-out stop still ends with the container gone:
+        // killed, and removed unless `keep`.
+        tracing::warn!(service = %service, error = %err, "stop failed; killing the container");
+        if keep {
+            let _ = client
+                .kill_container(
+                    container_id,
+                    None::<bollard::query_parameters::KillContainerOptions>,
+                )
+                .await;
+        }
     }
+    if keep {
+        return stopped;
+    }
+    // A forced removal kills the container first if it still runs.
     remove_container(client, container_id, service).await?;
+    stopped?;
     for network in networks {
         // Fails while other containers use it; that is fine, compose's
         // `down` removes it later.
@@ -1320,6 +1411,7 @@ impl Drop for RunningService {
             let _ = handle.join();
         }
         free_slot(&self.active);
+        take_current(&self.current);
     }
 }
 
@@ -1433,6 +1525,17 @@ mod tests {
             "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token [REDACTED]"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_stop_call_may_take_the_grace_period_plus_a_margin() {
+        // bollard's default HTTP timeout (120 s) aborted a 300 s stop and
+        // skipped the removal after it.
+        assert_eq!(
+            stop_timeout(Duration::from_secs(300)),
+            Duration::from_secs(315)
+        );
+        assert_eq!(stop_timeout(Duration::MAX), Duration::MAX);
     }
 
     #[test]

@@ -36,6 +36,7 @@
 pub mod compose;
 mod daemon;
 mod docker;
+mod emergency;
 mod error;
 mod hash;
 mod health;
@@ -50,6 +51,7 @@ pub use compose::{
 };
 pub use daemon::canonical_host;
 pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions};
+pub use emergency::EmergencyStop;
 pub use error::OrchestratorError;
 pub use health::{HealthOptions, StartupCost};
 pub use sweep::{RestoreOutcome, StoppedContainer};

@@ -18,6 +18,7 @@ use crate::OrchestratorError;
 use crate::compose::{ComposeProject, InferenceService, Service};
 use crate::docker::{
     Docker, LABEL_PROJECT, LABEL_SERVICE, container_display_name, is_not_found, stop_container,
+    stop_timeout,
 };
 
 /// How long a container that is not the project's gets to stop (SIGTERM,
@@ -39,6 +40,11 @@ pub struct StoppedContainer {
     pub reason: String,
     /// The name it was set aside under, when the benchmark needed its name.
     pub renamed_to: Option<String>,
+    /// The grace period it was stopped with.
+    pub(crate) grace: Duration,
+    /// Whether the stop call returned (a Ctrl-C can cut it short, while the
+    /// daemon goes on stopping it).
+    pub(crate) stop_returned: bool,
 }
 
 /// The end of a displaced container's story.
@@ -108,6 +114,20 @@ impl Docker {
                 ),
                 _ => continue,
             };
+            // Remembered before the stop, so that a stop cut short by Ctrl-C
+            // is still restored.
+            let entry = StoppedContainer {
+                container: name.clone(),
+                id: id.clone(),
+                project: their_project,
+                service: service.clone(),
+                reason: reason.clone(),
+                renamed_to: None,
+                grace,
+                stop_returned: false,
+            };
+            lock(&self.displaced).push(entry.clone());
+            tracing::info!(container = %name, reason = %reason, "stopping a container in the way; it is started again at the end of the run");
             stop_container(
                 &self.client,
                 &id,
@@ -115,17 +135,13 @@ impl Docker {
                 grace,
             )
             .await?;
-            tracing::info!(container = %name, reason = %reason, "stopped a container in the way; it is started again at the end of the run");
-            let entry = StoppedContainer {
-                container: name,
-                id,
-                project: their_project,
-                service,
-                reason,
-                renamed_to: None,
-            };
-            lock(&self.displaced).push(entry.clone());
-            stopped.push(entry);
+            if let Some(d) = lock(&self.displaced).iter_mut().find(|d| d.id == id) {
+                d.stop_returned = true;
+            }
+            stopped.push(StoppedContainer {
+                stop_returned: true,
+                ..entry
+            });
         }
         Ok(stopped)
     }
@@ -165,10 +181,13 @@ impl Docker {
     /// forgets them. Never fails as a whole: each outcome says whether that
     /// container runs again.
     pub async fn restore_displaced(&self) -> Vec<RestoreOutcome> {
-        let displaced: Vec<StoppedContainer> = std::mem::take(&mut *lock(&self.displaced));
+        // Each is forgotten once restored, not before: a second Ctrl-C's
+        // clean-up (which shares the list) restores the rest.
+        let displaced: Vec<StoppedContainer> = lock(&self.displaced).clone();
         let mut outcomes = Vec::new();
         for container in displaced.into_iter().rev() {
             let error = self.restore_one(&container).await.err();
+            lock(&self.displaced).retain(|d| d.id != container.id);
             match &error {
                 None => {
                     tracing::info!(container = %container.container, "started a displaced container again");
@@ -183,7 +202,27 @@ impl Docker {
         outcomes
     }
 
+    async fn is_running(&self, id: &str) -> bool {
+        self.client
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .ok()
+            .and_then(|inspect| inspect.state?.running)
+            .unwrap_or(false)
+    }
+
     async fn restore_one(&self, container: &StoppedContainer) -> Result<(), String> {
+        if !container.stop_returned {
+            // The daemon may still be stopping it: starting it now would
+            // be undone by its SIGKILL. Wait for it to stop, bounded.
+            let deadline = tokio::time::Instant::now() + stop_timeout(container.grace);
+            while tokio::time::Instant::now() < deadline && self.is_running(&container.id).await {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         if container.renamed_to.is_some() {
             let options = RenameContainerOptionsBuilder::new()
                 .name(&container.container)

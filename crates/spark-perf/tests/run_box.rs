@@ -111,7 +111,7 @@ fn run(dir: &Path, project: &str, port: u16, extra: &[&str]) -> (Output, PathBuf
         .env("SIM_VLLM_PORT", port.to_string())
         .env("SIM_LOAD_TIME", "1s")
         .env("NO_COLOR", "1")
-        .env("XDG_RUNTIME_DIR", dir)
+        .env("SPARK_PERF_LOCK_DIR", dir)
         .stdin(Stdio::null())
         .output()
         .expect("spark-perf runs");
@@ -204,6 +204,117 @@ fn a_bystander_holding_the_port_runs_again_and_an_unrelated_container_is_untouch
     assert!(!state(&bystander).0, "--no-restore restored it: {stderr}");
     assert_eq!(state(&unrelated), (true, unrelated_started));
     assert_eq!(displaced_of(&run_dir)[0]["restore"], "left_stopped");
+    assert!(
+        guard.project_containers().is_empty(),
+        "containers left behind"
+    );
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_c_during_the_sweep_is_heard_and_the_bystander_still_runs_again() {
+    if !spark_testkit::docker_available(
+        "ctrl_c_during_the_sweep_is_heard_and_the_bystander_still_runs_again",
+    ) {
+        return;
+    }
+    let image = spark_testkit::sim_image();
+    let pid = std::process::id();
+    let project = format!("spt-boxint-{pid}");
+    let dir = std::env::temp_dir().join(&project);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("scenarios.toml"), SHORT).expect("scenarios");
+    let network = format!("spt-boxint-net-{pid}");
+    let bystander = format!("spt-boxint-bystander-{pid}");
+    let guard = Guard {
+        project: project.clone(),
+        network: network.clone(),
+        containers: vec![bystander.clone()],
+    };
+    assert!(docker(&["network", "create", &network]).status.success());
+    let port = free_port();
+    // A bystander that ignores its stop signal: stopping it takes the whole
+    // 10 s grace period, and the sweep is in that stop when SIGINT comes.
+    let publish = format!("{port}:8000");
+    let output = docker(&[
+        "run",
+        "--detach",
+        "--name",
+        &bystander,
+        "--network",
+        &network,
+        "--publish",
+        &publish,
+        "--stop-signal",
+        "SIGWINCH",
+        image,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let output_dir = dir.join("reports");
+    let child = Command::new(env!("CARGO_BIN_EXE_spark-perf"))
+        .current_dir(spark_testkit::workspace_root())
+        .args(["run", "--compose", "compose/sim.yml"])
+        .args(["--project-name", &project, "--only", "sim-vllm-fp8-moe"])
+        .arg("--scenario-file")
+        .arg(dir.join("scenarios.toml"))
+        .args(["--health-interval", "200ms", "--health-timeout", "60s"])
+        .arg("--output")
+        .arg(&output_dir)
+        .env("SIM_VLLM_PORT", port.to_string())
+        .env("SIM_LOAD_TIME", "1s")
+        .env("NO_COLOR", "1")
+        .env("SPARK_PERF_LOCK_DIR", &dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spark-perf starts");
+    // The run directory appears just before the sweep.
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&output_dir).map_or(true, |mut d| d.next().is_none()) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(state(&bystander).0, "the stop should still be going on");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let output = child.wait_with_output().expect("spark-perf ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "stderr: {stderr}");
+    // Heard during the sweep: the engine never started.
+    let run_dir = std::fs::read_dir(&output_dir)
+        .expect("reports")
+        .next()
+        .expect("a run")
+        .expect("entry")
+        .path();
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("results.json")).expect("results"),
+    )
+    .expect("JSON");
+    let engine = &results["engines"][0];
+    assert_eq!(engine["outcome"]["status"], "interrupted", "{results}");
+    assert!(engine["provenance"].is_null(), "it was started: {results}");
+    // The bystander's stop ran its course, and it was started again after.
+    assert!(
+        state(&bystander).0,
+        "the bystander was left stopped: {stderr}"
+    );
+    assert_eq!(results["displaced"][0]["restore"], "restored", "{results}");
     assert!(
         guard.project_containers().is_empty(),
         "containers left behind"

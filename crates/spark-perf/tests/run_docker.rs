@@ -1,7 +1,8 @@
 //! `spark-perf run` end to end on the real Docker daemon with
 //! `compose/sim.yml`: two healthy engines and one that crashes while loading,
-//! and a run interrupted by SIGINT in the middle of a scenario (while a
-//! second run is refused by the run lock).
+//! a run interrupted by SIGINT in the middle of a scenario (while a second
+//! run is refused by the run lock), and a second SIGINT that exits at once
+//! after the container's bounded stop.
 //!
 //! Each test uses its own compose project name and free host ports, and
 //! checks that no container of its project is left behind.
@@ -314,4 +315,82 @@ requests = 4
     let markdown = std::fs::read_to_string(run_dir.join("report.md")).expect("report.md");
     assert!(markdown.contains("Incomplete run"), "{markdown}");
     let _ = std::fs::remove_dir_all(setup.output_dir.parent().expect("parent"));
+}
+
+#[test]
+fn a_second_ctrl_c_exits_130_at_once_after_the_containers_bounded_stop() {
+    if !spark_testkit::docker_available(
+        "a_second_ctrl_c_exits_130_at_once_after_the_containers_bounded_stop",
+    ) {
+        return;
+    }
+    let image = spark_testkit::sim_image();
+    let setup = setup("second-int", SHORT);
+    let dir = setup.output_dir.parent().expect("parent").to_owned();
+    // An engine that loads for a minute and ignores its stop signal: each
+    // stop takes the whole 3 s grace period.
+    let compose = format!(
+        r#"services:
+  slow-stop:
+    image: {image}
+    stop_signal: SIGWINCH
+    stop_grace_period: 3s
+    command: ["--host", "0.0.0.0", "--port", "8000", "--load-time", "60s"]
+    ports: ["{port}:8000"]
+"#,
+        port = free_port()
+    );
+    std::fs::write(dir.join("docker-compose.yml"), compose).expect("compose file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spark-perf"))
+        .current_dir(&dir)
+        .args(["run", "-f"])
+        .arg(dir.join("docker-compose.yml"))
+        .args(["--project-name", &setup.project.0])
+        .arg("--scenario-file")
+        .arg(&setup.scenario_file)
+        .args(["--health-interval", "200ms", "--health-timeout", "120s"])
+        .arg("--output")
+        .arg(&setup.output_dir)
+        .env("NO_COLOR", "1")
+        .env("SPARK_PERF_LOCK_DIR", &dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spark-perf starts");
+    // Wait until the engine's container runs (the health wait).
+    let started = Instant::now();
+    while setup.project.containers().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(60), "never started");
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "exited early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Instant::now();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("second SIGINT");
+    let status = wait_for(&mut child, Duration::from_secs(30));
+    let elapsed = second.elapsed();
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(status.and_then(|s| s.code()), Some(130), "stderr: {stderr}");
+    assert!(stderr.contains("interrupted again"), "{stderr}");
+    // Bounded by the 3 s grace period plus the daemon's work.
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    assert!(
+        setup.project.containers().is_empty(),
+        "containers left behind"
+    );
+    // It exited at once: no reports were written.
+    let run_dir = the_run_dir(&setup.output_dir);
+    assert!(!run_dir.join("report.md").exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -128,7 +128,7 @@ fn no_secret_reaches_results_reports_stdout_or_stderr() {
         .args(["--api-key-env", "SHELL_SECRET", "--output", "reports"])
         .env("SHELL_SECRET", &shell)
         .env("NO_COLOR", "1")
-        .env("XDG_RUNTIME_DIR", &dir)
+        .env("SPARK_PERF_LOCK_DIR", &dir)
         .stdin(Stdio::null())
         .output()
         .expect("spark-perf runs");

@@ -31,27 +31,53 @@ pub(crate) fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A cancellation token that SIGINT (Ctrl-C) and SIGTERM cancel.
+/// A cancellation token that SIGINT (Ctrl-C) and SIGTERM cancel; a second
+/// signal exits 130 at once.
 pub(crate) fn interrupt_token() -> CancellationToken {
+    interrupt_token_with(|| {})
+}
+
+/// [`interrupt_token`], running `on_second` (bounded clean-up: stop the
+/// container) before the exit of a second signal.
+pub(crate) fn interrupt_token_with(on_second: impl FnOnce() + Send + 'static) -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).ok();
-        let terminated = async {
-            match term.as_mut() {
-                Some(term) => {
-                    term.recv().await;
+        let mut int = signal(SignalKind::interrupt()).ok();
+        let mut next_signal = async || {
+            let terminated = async {
+                match term.as_mut() {
+                    Some(term) => {
+                        term.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
+            };
+            let interrupted = async {
+                match int.as_mut() {
+                    Some(int) => {
+                        int.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = interrupted => {}
+                () = terminated => {}
             }
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = terminated => {}
-        }
-        eprintln!("\ninterrupted: stopping the engine and writing what was measured");
+        next_signal().await;
+        eprintln!(
+            "\ninterrupted: stopping the engine and writing what was measured (Ctrl-C again to exit at once)"
+        );
         cancel.cancel();
+        next_signal().await;
+        eprintln!("interrupted again: stopping the container, then exiting");
+        // The clean-up blocks (bounded); off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(on_second).await;
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
     token
 }

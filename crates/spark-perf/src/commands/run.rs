@@ -4,9 +4,12 @@
 //! scenarios, stop; finally the reports and, with `--baseline`, the verdict.
 //!
 //! A service that fails is recorded with its reason and the run goes on with
-//! the next. Ctrl-C stops the running container (the orchestrator's guard
-//! does so on every path), writes the reports from what was measured, marks
-//! the run incomplete, and exits 130.
+//! the next. Ctrl-C is heard in every phase (the sweep, the pull, create and
+//! start, the health wait, the scenarios): it stops the running container
+//! (the orchestrator's guard does so on every path), starts again what was
+//! in the way, writes the reports from what was measured, marks the run
+//! incomplete, and exits 130. A second Ctrl-C stops the container (bounded
+//! by its grace period), restores what it can and exits 130 at once.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -146,7 +149,18 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
 
     let docker = Docker::connect().await?;
     let _lock = lock::acquire(&docker.daemon_identity().await)?;
-    let cancel = flow::interrupt_token();
+    let emergency = docker.emergency_stop();
+    let restore_on_exit = !opts.no_restore;
+    let cancel = flow::interrupt_token_with(move || {
+        for line in emergency.stop_blocking(restore_on_exit) {
+            eprintln!("warning: container not started again: {line}");
+        }
+        if !restore_on_exit {
+            for name in emergency.displaced() {
+                eprintln!("left container {name} stopped (--no-restore)");
+            }
+        }
+    });
     let source = format!("{compose_file} (project {})", project.name());
     let mut writer = SuiteWriter::create(&opts.output, source)?;
     eprintln!("writing results to {}", writer.dir().display());
@@ -369,7 +383,15 @@ async fn one_service(
         phase: phase.to_owned(),
         reason: format!("{err:#}"),
     };
-    match docker.stop_inference_containers(project, service).await {
+    // Every phase races Ctrl-C: a stop, a pull or a create can take long.
+    let swept = tokio::select! {
+        swept = docker.stop_inference_containers(project, service) => swept,
+        () = cancel.cancelled() => {
+            engine.outcome = EngineOutcome::Interrupted;
+            return engine;
+        }
+    };
+    match swept {
         Ok(stopped) => {
             for container in stopped {
                 eprintln!(
@@ -383,7 +405,17 @@ async fn one_service(
             return engine;
         }
     }
-    let running = match docker.start(project, service, start).await {
+    let started = tokio::select! {
+        started = docker.start(project, service, start) => started,
+        () = cancel.cancelled() => {
+            // A container created while the start was cut short has no
+            // owner yet: remove it here.
+            docker.remove_unstarted(project, service).await;
+            engine.outcome = EngineOutcome::Interrupted;
+            return engine;
+        }
+    };
+    let running = match started {
         Ok(running) => running,
         Err(err) => {
             engine.outcome = failed("start", &err);
