@@ -32,7 +32,10 @@ fn demo_measures_three_simulated_engines_and_writes_every_report() {
     let runs: Vec<_> = std::fs::read_dir(&output_dir)
         .expect("output directory")
         .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.is_dir())
         .collect();
+    // Beside the run directory: the history the demo appended to.
+    assert!(output_dir.join("history.sqlite").is_file());
     assert_eq!(runs.len(), 1, "{runs:?}");
     let run = &runs[0];
     let names: Vec<String> = std::fs::read_dir(run)

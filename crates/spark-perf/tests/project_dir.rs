@@ -134,8 +134,11 @@ fn run_with_no_compose_flag_measures_the_project_of_the_current_directory() {
     let runs: Vec<PathBuf> = std::fs::read_dir(project.dir.join("reports"))
         .expect("reports/")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
         .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
+    // The run was added to the history beside the run directories.
+    assert!(project.dir.join("reports/history.sqlite").is_file());
     let results: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(runs[0].join("results.json")).expect("results.json"),
     )

@@ -117,9 +117,9 @@ fn run(dir: &Path, project: &str, port: u16, extra: &[&str]) -> (Output, PathBuf
         .expect("spark-perf runs");
     let run_dir = std::fs::read_dir(&output_dir)
         .expect("report directory")
-        .next()
+        .map(|entry| entry.expect("entry"))
+        .find(|entry| entry.path().is_dir())
         .expect("a run")
-        .expect("entry")
         .path();
     (output, run_dir)
 }
@@ -298,9 +298,9 @@ fn ctrl_c_during_the_sweep_is_heard_and_the_bystander_still_runs_again() {
     // Heard during the sweep: the engine never started.
     let run_dir = std::fs::read_dir(&output_dir)
         .expect("reports")
-        .next()
+        .map(|entry| entry.expect("entry"))
+        .find(|entry| entry.path().is_dir())
         .expect("a run")
-        .expect("entry")
         .path();
     let results: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run_dir.join("results.json")).expect("results"),

@@ -106,6 +106,7 @@ fn the_run_dir(output_dir: &Path) -> PathBuf {
     let runs: Vec<PathBuf> = std::fs::read_dir(output_dir)
         .expect("report directory")
         .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.is_dir())
         .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs.into_iter().next().expect("one run")
