@@ -216,6 +216,9 @@ pub async fn run_scenario(
     if stopped.is_none() && cancel.is_cancelled() {
         stopped = Some("cancelled".to_owned());
     }
+    if !engine.sends_stream_options() {
+        notes.push("stream_options not sent (the engine rejects it): output tokens are counted from chunks".to_owned());
+    }
     ScenarioResult {
         name: scenario.name.clone(),
         config,
@@ -303,8 +306,7 @@ async fn worker(
         }
         let id = shared.engine.next_request_id();
         let text = prompt::render(&shared.shape, id);
-        let body = shared.engine.body(shared.endpoint, &text, &shared.params);
-        let spec = RequestSpec {
+        let spec = |body| RequestSpec {
             scenario: shared.scenario.clone(),
             request_idx,
             request_id: format!("spark-{id:012}"),
@@ -315,8 +317,28 @@ async fn worker(
             exact_output: shared.params.exact_output,
             scheduled_ms: due.map(|d| d.as_secs_f64() * 1e3),
         };
-        let record =
-            request::execute(&shared.engine, spec, shared.start, &mut itl, &shared.stop).await;
+        let body = shared.engine.body(shared.endpoint, &text, &shared.params);
+        let mut record = request::execute(
+            &shared.engine,
+            spec(body),
+            shared.start,
+            &mut itl,
+            &shared.stop,
+        )
+        .await;
+        if shared.engine.stream_options_rejected(&record) {
+            // Once, without the field the engine rejected (the engine now
+            // leaves it out of every body).
+            let body = shared.engine.body(shared.endpoint, &text, &shared.params);
+            record = request::execute(
+                &shared.engine,
+                spec(body),
+                shared.start,
+                &mut itl,
+                &shared.stop,
+            )
+            .await;
+        }
         if tx.send(record).is_err() {
             break;
         }

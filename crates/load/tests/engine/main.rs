@@ -10,3 +10,4 @@ mod common;
 mod faults;
 mod framing;
 mod lengths;
+mod probes;
