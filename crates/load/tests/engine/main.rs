@@ -10,4 +10,5 @@ mod common;
 mod faults;
 mod framing;
 mod lengths;
+mod openloop;
 mod probes;
