@@ -238,7 +238,7 @@ fn write_scenario(
         ),
         (
             "input_throughput_tok_s".into(),
-            Some(aggregate.input_throughput_tok_s),
+            aggregate.input_throughput_tok_s,
         ),
         (
             "output_throughput_tok_s".into(),

@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use spark_results::FailureClass;
 
 /// The decoded payload.
 #[derive(Debug, PartialEq)]
@@ -47,6 +48,16 @@ pub(crate) struct Usage {
     pub(crate) prompt_tokens: Option<u32>,
     #[serde(default)]
     pub(crate) completion_tokens: Option<u32>,
+    /// OpenAI's `completion_tokens_details` (`reasoning_tokens`).
+    #[serde(default)]
+    pub(crate) completion_tokens_details: Option<TokenDetails>,
+}
+
+/// `usage.completion_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub(crate) struct TokenDetails {
+    #[serde(default)]
+    pub(crate) reasoning_tokens: Option<u32>,
 }
 
 /// Decodes one event's data.
@@ -93,6 +104,37 @@ pub(crate) fn error_message(data: &[u8]) -> String {
         Some(message) => message.to_owned(),
         None => excerpt(data),
     }
+}
+
+/// The class of an error the server explained in `message`: a prompt that
+/// does not fit the context is `context_length` (llama-server: "exceeds the
+/// available context size"; vLLM and OpenAI: "maximum context length",
+/// `context_length_exceeded`), anything else `otherwise`.
+pub(crate) fn error_class(message: &str, otherwise: FailureClass) -> FailureClass {
+    let lower = message.to_ascii_lowercase();
+    let context = ["context size", "context length", "context_length"]
+        .iter()
+        .any(|needle| lower.contains(needle));
+    if context {
+        FailureClass::ContextLength
+    } else {
+        otherwise
+    }
+}
+
+/// The start of a body, at most `max_bytes` (cut at a character boundary),
+/// for a message that quotes what came instead of a stream.
+pub(crate) fn head(data: &[u8], max_bytes: usize) -> String {
+    let text = String::from_utf8_lossy(&data[..data.len().min(max_bytes + 4)]);
+    let text = text.trim();
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// At most 300 characters of a payload, for messages.
@@ -226,9 +268,15 @@ mod tests {
             info.usage,
             Some(Usage {
                 prompt_tokens: Some(12),
-                completion_tokens: Some(3)
+                completion_tokens: Some(3),
+                completion_tokens_details: None,
             })
         );
+        let info = chunk(
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":5}}}"#,
+        );
+        let details = info.usage.and_then(|u| u.completion_tokens_details);
+        assert_eq!(details.and_then(|d| d.reasoning_tokens), Some(5));
         assert!(chunk(r#"{"choices":null,"usage":null}"#).usage.is_none());
     }
 
@@ -246,6 +294,37 @@ mod tests {
         );
         let old = r#"{"object":"error","message":"boom","type":"x","code":400}"#;
         assert_eq!(parse(old.as_bytes()), Payload::Error("boom".to_owned()));
+    }
+
+    #[test]
+    fn context_overflows_are_classed_by_their_message() {
+        let llama = r#"{"code":400,"message":"request (40 tokens) exceeds the available context size (32 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":40,"n_ctx":32}"#;
+        let message = error_message(llama.as_bytes());
+        assert!(
+            message.starts_with("request (40 tokens) exceeds"),
+            "{message}"
+        );
+        assert_eq!(
+            error_class(&message, FailureClass::StreamError),
+            FailureClass::ContextLength
+        );
+        let vllm = "This model's maximum context length is 8192 tokens. However, your request has 9000 input tokens.";
+        assert_eq!(
+            error_class(vllm, FailureClass::HttpStatus),
+            FailureClass::ContextLength
+        );
+        assert_eq!(
+            error_class("Internal server error", FailureClass::StreamError),
+            FailureClass::StreamError
+        );
+    }
+
+    #[test]
+    fn head_is_bounded_at_a_character_boundary() {
+        assert_eq!(head(b"  {\"a\":1}\n", 200), "{\"a\":1}");
+        let long = "é".repeat(300);
+        let cut = head(long.as_bytes(), 201);
+        assert_eq!(cut, format!("{}…", "é".repeat(100)));
     }
 
     #[test]

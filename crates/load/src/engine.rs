@@ -369,9 +369,12 @@ impl Engine {
         body.insert("temperature".into(), params.temperature.into());
         body.insert("stream".into(), params.stream.into());
         if params.stream && self.inner.send_stream_options.load(Ordering::Relaxed) {
+            // Per-chunk (cumulative) usage where the engine supports it
+            // (vLLM): tokens are counted from usage, not chunks, when a
+            // chunk carries several (docs/METRICS.md).
             body.insert(
                 "stream_options".into(),
-                serde_json::json!({"include_usage": true}),
+                serde_json::json!({"include_usage": true, "continuous_usage_stats": true}),
             );
         }
         if params.exact_output && self.inner.send_exact_output.load(Ordering::Relaxed) {

@@ -127,7 +127,10 @@ pub fn bench_parse_body(body: &[u8], read_size: usize) -> u32 {
     use std::ops::ControlFlow;
     let mut parser = sse::SseParser::default();
     let mut n_tokens = 0u32;
-    let mut on_event = |data: &[u8]| {
+    let mut on_event = |kind: sse::EventKind, data: &[u8]| {
+        if kind != sse::EventKind::Message {
+            return ControlFlow::Break(());
+        }
         if let chunk::Payload::Chunk(info) = chunk::parse(data) {
             n_tokens += u32::from(info.content || info.reasoning);
         }

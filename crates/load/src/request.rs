@@ -3,8 +3,11 @@
 //! The loop reads a body frame, reads the clock once, then parses; every
 //! event of that frame gets that arrival time (the client cannot know
 //! better: the bytes arrived together). Per chunk there is no allocation
-//! (the SSE buffers are reused, the JSON is borrowed), no lock and no
-//! formatting; inter-token gaps go into the worker's own histogram.
+//! (the SSE buffers are reused, the JSON is borrowed, the gap buffer is
+//! sized for `max_tokens` before the request), no lock and no formatting.
+//! Inter-token gaps are kept with the request and go into the worker's
+//! histogram only when it succeeded: a distribution counts successful
+//! requests only (docs/METRICS.md), and the outcome is known at the end.
 //!
 //! Timeouts use one timer per request that is re-armed lazily: when it fires
 //! the current phase's deadline is recomputed from the last progress, and
@@ -22,10 +25,17 @@ use crate::chunk::{self, Payload};
 use crate::clock::MonoClock;
 use crate::engine::{Engine, error_chain};
 use crate::histogram::LogHistogram;
-use crate::sse::SseParser;
+use crate::sse::{EventKind, SseParser};
 
 /// At most this much of an error body is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// How much of a body that is not an event stream its failure quotes.
+const QUOTED_BODY: usize = 200;
+
+/// The gap buffer is sized for this many gaps at most before the request
+/// (a longer stream grows it, once).
+const MAX_PRESIZED_GAPS: usize = 1 << 16;
 
 /// What a request is (everything but the timing).
 #[derive(Debug, Clone)]
@@ -46,15 +56,31 @@ pub(crate) struct RequestSpec {
 #[derive(Debug)]
 struct StreamState {
     first_token: Option<Instant>,
+    /// The first content chunk after reasoning (TTFO); `None` without reasoning.
+    first_answer: Option<Instant>,
     last_token: Option<Instant>,
     token_chunks: u32,
     reasoning_chunks: u32,
+    /// Tokens of reasoning chunks per the per-chunk (cumulative) usage.
+    reasoning_usage_tokens: u32,
+    /// A token chunk carried usage (`continuous_usage_stats`).
+    per_chunk_usage: bool,
+    /// `usage.completion_tokens_details.reasoning_tokens`, when sent.
+    reported_reasoning_tokens: Option<u32>,
     itl_count: u32,
     itl_min_ns: u64,
     itl_max_ns: u64,
     itl_sum_ns: u64,
+    /// Every gap of this request, ns; recorded into the scenario's
+    /// histogram only if the request succeeds.
+    gaps: Vec<u64>,
+    /// Events dispatched (of any kind): none at the end of a body means
+    /// the body was not an event stream at all.
+    n_events: u32,
     finish_reason: Option<String>,
     prompt_tokens: Option<u32>,
+    /// The latest `usage.completion_tokens`: the final usage chunk, or the
+    /// cumulative per-chunk usage (`continuous_usage_stats`) so far.
     completion_tokens: Option<u32>,
     done: bool,
     /// When `[DONE]` arrived: the end of the response for E2E, even if the
@@ -64,16 +90,22 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn new() -> StreamState {
+    fn new(max_tokens: u32) -> StreamState {
         StreamState {
             first_token: None,
+            first_answer: None,
             last_token: None,
             token_chunks: 0,
             reasoning_chunks: 0,
+            reasoning_usage_tokens: 0,
+            per_chunk_usage: false,
+            reported_reasoning_tokens: None,
             itl_count: 0,
             itl_min_ns: u64::MAX,
             itl_max_ns: 0,
             itl_sum_ns: 0,
+            gaps: Vec::with_capacity((max_tokens as usize).min(MAX_PRESIZED_GAPS)),
+            n_events: 0,
             finish_reason: None,
             prompt_tokens: None,
             completion_tokens: None,
@@ -84,10 +116,22 @@ impl StreamState {
     }
 
     #[inline]
-    fn on_event(&mut self, data: &[u8], now: Instant, itl: &mut LogHistogram) -> ControlFlow<()> {
+    fn on_event(&mut self, kind: EventKind, data: &[u8], now: Instant) -> ControlFlow<()> {
         if self.done {
             // Nothing follows [DONE] in a well-formed stream; ignore it.
             return ControlFlow::Continue(());
+        }
+        self.n_events += 1;
+        if kind == EventKind::Error {
+            // `event: error` or llama-server's `error:` field (once per request).
+            let message = if data.trim_ascii().is_empty() {
+                "the server sent an error event without a message".to_owned()
+            } else {
+                chunk::error_message(data)
+            };
+            let class = chunk::error_class(&message, FailureClass::StreamError);
+            self.failure = Some(failure(class, message));
+            return ControlFlow::Break(());
         }
         match chunk::parse(data) {
             Payload::Done => {
@@ -100,11 +144,22 @@ impl StreamState {
                     if info.reasoning {
                         self.reasoning_chunks += 1;
                     }
+                    if info.content && self.first_answer.is_none() && self.reasoning_chunks > 0 {
+                        self.first_answer = Some(now);
+                    }
+                    if let Some(total) = info.usage.and_then(|u| u.completion_tokens) {
+                        // Cumulative: this chunk's tokens are the increase.
+                        self.per_chunk_usage = true;
+                        if info.reasoning && !info.content {
+                            let before = self.completion_tokens.unwrap_or(0);
+                            self.reasoning_usage_tokens += total.saturating_sub(before);
+                        }
+                    }
                     match self.last_token {
                         None => self.first_token = Some(now),
                         Some(last) => {
                             let gap = now.duration_since(last).as_nanos() as u64;
-                            itl.record(gap);
+                            self.gaps.push(gap);
                             self.itl_count += 1;
                             self.itl_sum_ns += gap;
                             self.itl_min_ns = self.itl_min_ns.min(gap);
@@ -120,10 +175,15 @@ impl StreamState {
                 if let Some(usage) = info.usage {
                     self.prompt_tokens = usage.prompt_tokens.or(self.prompt_tokens);
                     self.completion_tokens = usage.completion_tokens.or(self.completion_tokens);
+                    if let Some(details) = usage.completion_tokens_details {
+                        self.reported_reasoning_tokens =
+                            details.reasoning_tokens.or(self.reported_reasoning_tokens);
+                    }
                 }
             }
             Payload::Error(message) => {
-                self.failure = Some(failure(FailureClass::StreamError, message));
+                let class = chunk::error_class(&message, FailureClass::StreamError);
+                self.failure = Some(failure(class, message));
                 return ControlFlow::Break(());
             }
             Payload::Invalid(message) => {
@@ -182,7 +242,7 @@ pub(crate) async fn execute(
     let sent = Instant::now();
     let total_deadline = sent + timeouts.total;
     let first_token_deadline = sent + timeouts.first_token.min(timeouts.total);
-    let mut state = StreamState::new();
+    let mut state = StreamState::new(spec.max_tokens);
     let mut ttfb: Option<Instant> = None;
 
     let timer = tokio::time::sleep_until(first_token_deadline.into());
@@ -214,16 +274,41 @@ pub(crate) async fn execute(
     if let Some(mut response) = response {
         ttfb = Some(Instant::now());
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         if !status.is_success() {
-            let message = read_error_body(&mut response, total_deadline).await;
+            let body = read_body(&mut response, total_deadline).await;
+            let message = if body.is_empty() {
+                "empty body".to_owned()
+            } else {
+                chunk::error_message(&body)
+            };
             state.failure = Some(Failure {
-                class: FailureClass::HttpStatus,
+                class: chunk::error_class(&message, FailureClass::HttpStatus),
                 http_status: Some(status.as_u16()),
                 phase: None,
                 message,
             });
+        } else if let Some(content_type) = content_type.as_deref().filter(|t| !is_event_stream(t)) {
+            // A JSON error with status 200, or an engine that ignored `stream`.
+            let body = read_body(&mut response, total_deadline).await;
+            state.failure = Some(failure(
+                FailureClass::InvalidResponse,
+                format!(
+                    "a 200 response that is not an event stream (content-type {}): {}",
+                    chunk::head(content_type.as_bytes(), 60),
+                    quote(&body)
+                ),
+            ));
         } else {
             let mut parser = SseParser::default();
+            // Without a content-type, the start of the body is kept until
+            // the first event, to quote if the body turns out not to be an
+            // event stream.
+            let sniff = content_type.is_none();
+            let mut body_head: Vec<u8> = Vec::with_capacity(if sniff { QUOTED_BODY } else { 0 });
             let mut between_armed = false;
             let ended = loop {
                 tokio::select! {
@@ -232,7 +317,11 @@ pub(crate) async fn execute(
                         Ok(Some(bytes)) => {
                             // The arrival time, before any parsing.
                             let now = Instant::now();
-                            let flow = parser.feed(&bytes, &mut |data| state.on_event(data, now, itl));
+                            if sniff && state.n_events == 0 && body_head.len() < QUOTED_BODY {
+                                let take = (QUOTED_BODY - body_head.len()).min(bytes.len());
+                                body_head.extend_from_slice(&bytes[..take]);
+                            }
+                            let flow = parser.feed(&bytes, &mut |kind, data| state.on_event(kind, data, now));
                             if flow.is_break() {
                                 break Ended::Stopped;
                             }
@@ -245,7 +334,7 @@ pub(crate) async fn execute(
                         }
                         Ok(None) => {
                             let now = Instant::now();
-                            let _ = parser.finish(&mut |data| state.on_event(data, now, itl));
+                            let _ = parser.finish(&mut |kind, data| state.on_event(kind, data, now));
                             break Ended::Eof;
                         }
                         Err(err) => {
@@ -296,6 +385,19 @@ pub(crate) async fn execute(
             };
             if state.failure.is_none()
                 && matches!(ended, Ended::Eof)
+                && state.n_events == 0
+                && !body_head.trim_ascii().is_empty()
+            {
+                state.failure = Some(failure(
+                    FailureClass::InvalidResponse,
+                    format!(
+                        "a 200 response that is not an event stream: {}",
+                        quote(&body_head)
+                    ),
+                ));
+            }
+            if state.failure.is_none()
+                && matches!(ended, Ended::Eof)
                 && !state.done
                 && state.finish_reason.is_none()
             {
@@ -310,6 +412,11 @@ pub(crate) async fn execute(
         }
     }
     let end = state.done_at.unwrap_or_else(Instant::now);
+    if state.failure.is_none() {
+        for &gap in &state.gaps {
+            itl.record(gap);
+        }
+    }
     build_record(spec, &state, sent, ttfb, end, scenario_start, clock)
 }
 
@@ -354,6 +461,12 @@ fn build_record(
     };
     let short_output =
         ok && spec.exact_output && output_tokens.is_some_and(|n| n < spec.max_tokens);
+    // Reported by the engine, else counted from per-chunk usage; unknown
+    // (null) without either, and null when nothing was reasoning.
+    let reasoning_tokens = state
+        .reported_reasoning_tokens
+        .or((state.reasoning_chunks > 0 && state.per_chunk_usage)
+            .then_some(state.reasoning_usage_tokens));
     RequestRecord {
         scenario: spec.scenario,
         request_idx: spec.request_idx,
@@ -365,6 +478,7 @@ fn build_record(
         sent_mono_ns: clock.ns(sent),
         ttfb_ms: ttfb.map(|t| ms(t.duration_since(sent))),
         ttft_ms: ttft.map(ms),
+        ttfo_ms: state.first_answer.map(|t| ms(t.duration_since(sent))),
         e2e_ms: ms(e2e),
         tpot_ms: tpot,
         itl_count: state.itl_count,
@@ -382,6 +496,7 @@ fn build_record(
         short_output,
         token_chunks: state.token_chunks,
         reasoning_chunks: state.reasoning_chunks,
+        reasoning_tokens,
         prompt_tok_s,
         decode_tok_s,
         output_tok_s,
@@ -390,8 +505,23 @@ fn build_record(
     }
 }
 
-/// Reads at most `MAX_ERROR_BODY` of an error response, bounded in time.
-async fn read_error_body(response: &mut reqwest::Response, deadline: Instant) -> String {
+/// Whether a content-type is `text/event-stream` (parameters allowed).
+fn is_event_stream(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("text/event-stream")
+}
+
+/// The start of a body for a message; says so when it is empty.
+fn quote(body: &[u8]) -> String {
+    match chunk::head(body, QUOTED_BODY) {
+        text if text.is_empty() => "empty body".to_owned(),
+        text => text,
+    }
+}
+
+/// Reads at most `MAX_ERROR_BODY` of a response that is not a stream,
+/// bounded in time.
+async fn read_body(response: &mut reqwest::Response, deadline: Instant) -> Vec<u8> {
     let mut body = Vec::new();
     let read = async {
         while let Ok(Some(bytes)) = response.chunk().await {
@@ -403,10 +533,7 @@ async fn read_error_body(response: &mut reqwest::Response, deadline: Instant) ->
     };
     let deadline = deadline.min(Instant::now() + Duration::from_secs(10));
     let _ = tokio::time::timeout_at(deadline.into(), read).await;
-    if body.is_empty() {
-        return "empty body".to_owned();
-    }
-    chunk::error_message(&body)
+    body
 }
 
 /// A failure before the response head arrived.

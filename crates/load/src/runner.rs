@@ -440,8 +440,12 @@ struct Collector {
     first_start_ms: Option<f64>,
     last_end_ms: Option<f64>,
     input_tokens: u64,
+    /// Successful requests without `usage.prompt_tokens`: the input total is unknown.
+    n_ok_without_input: u32,
     output_tokens: u64,
     ttft: LogHistogram,
+    ttfo: LogHistogram,
+    reasoning_tokens: LogHistogram,
     tpot: LogHistogram,
     e2e: LogHistogram,
     prompt_rate: LogHistogram,
@@ -550,12 +554,19 @@ impl Collector {
         self.n_short += u32::from(r.short_output);
         self.n_estimated += u32::from(r.output_tokens_estimated);
         self.input_tokens += u64::from(r.input_tokens.unwrap_or(0));
+        self.n_ok_without_input += u32::from(r.input_tokens.is_none());
         self.output_tokens += u64::from(r.output_tokens.unwrap_or(0));
         if let Some(v) = r.ttft_ms {
             self.ttft.record(ns(v));
         }
         if let Some(v) = r.tpot_ms {
             self.tpot.record(ns(v));
+        }
+        if let Some(v) = r.ttfo_ms {
+            self.ttfo.record(ns(v));
+        }
+        if let Some(n) = r.reasoning_tokens {
+            self.reasoning_tokens.record(u64::from(n));
         }
         self.e2e.record(ns(r.e2e_ms));
         if let Some(v) = r.prompt_tok_s {
@@ -581,6 +592,7 @@ impl Collector {
                 0.0
             }
         };
+        let input_tokens = (self.n_ok_without_input == 0).then_some(self.input_tokens);
         ScenarioAggregate {
             n_requests: self.n_requests,
             n_ok: self.n_ok,
@@ -589,12 +601,14 @@ impl Collector {
             n_short_outputs: self.n_short,
             n_estimated_output_tokens: self.n_estimated,
             duration_s,
-            input_tokens_total: self.input_tokens,
+            input_tokens_total: input_tokens,
             output_tokens_total: self.output_tokens,
             request_throughput_rps: per_s(f64::from(self.n_ok)),
-            input_throughput_tok_s: per_s(self.input_tokens as f64),
+            input_throughput_tok_s: input_tokens.map(|n| per_s(n as f64)),
             output_throughput_tok_s: per_s(self.output_tokens as f64),
             ttft_ms: self.ttft.distribution(1e6),
+            ttfo_ms: self.ttfo.distribution(1e6),
+            reasoning_tokens: self.reasoning_tokens.distribution(1.0),
             tpot_ms: self.tpot.distribution(1e6),
             itl_ms: itl.distribution(1e6),
             e2e_ms: self.e2e.distribution(1e6),

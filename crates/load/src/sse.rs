@@ -4,8 +4,15 @@
 //! engines: lines end with LF, CRLF or a lone CR (a CRLF split across two
 //! reads is one terminator); a line starting with `:` is a comment (pings);
 //! `data:` loses one leading space; several `data:` lines of one event are
-//! joined with `\n`; a blank line dispatches the event; other fields (`event`,
-//! `id`, `retry`) are ignored. A leading UTF-8 BOM is skipped.
+//! joined with `\n`; a blank line dispatches the event; `id` and `retry` are
+//! ignored. A leading UTF-8 BOM is skipped.
+//!
+//! Errors inside a 200 stream come in two forms that are not `data` events:
+//! `event: error` with a `data:` payload (TGI-style gateways), and
+//! llama-server's field of its own, `error: {"code":…,"message":…}` (its
+//! `server_sent_event(sink, "error", …)`). Both dispatch as
+//! [`EventKind::Error`] with the payload as data, so an error is never taken
+//! for a message; other event types are dispatched as messages.
 //!
 //! One deviation, on purpose: at the end of the body a pending line and a
 //! pending event are dispatched instead of dropped, because some engines end
@@ -17,14 +24,32 @@
 
 use std::ops::ControlFlow;
 
+/// What a dispatched event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    /// `data:` lines (of any event type but `error`).
+    Message,
+    /// `event: error`, or an `error:` field: the data is the server's error.
+    Error,
+}
+
+/// The event being assembled.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Data of the event (`data:` and `error:` values).
+    data: Vec<u8>,
+    has_data: bool,
+    /// `event: error` or an `error:` field was seen.
+    is_error: bool,
+}
+
 /// Incremental parser state for one response body.
 #[derive(Debug, Default)]
 pub(crate) struct SseParser {
     /// Bytes of a line whose terminator has not arrived yet.
     partial: Vec<u8>,
-    /// Data of the event being assembled.
-    data: Vec<u8>,
-    has_data: bool,
+    /// The event being assembled.
+    pending: Pending,
     /// The previous read ended with CR: a LF at the start of the next one
     /// belongs to the same terminator.
     after_cr: bool,
@@ -40,7 +65,7 @@ impl SseParser {
     pub(crate) fn feed(
         &mut self,
         mut input: &[u8],
-        on_event: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+        on_event: &mut impl FnMut(EventKind, &[u8]) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         if !self.started {
             // Collect the first three bytes (they may come one per read) to
@@ -62,7 +87,7 @@ impl SseParser {
     fn feed_lines(
         &mut self,
         mut input: &[u8],
-        on_event: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+        on_event: &mut impl FnMut(EventKind, &[u8]) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         if self.after_cr && !input.is_empty() {
             self.after_cr = false;
@@ -82,10 +107,10 @@ impl SseParser {
                 }
             }
             let flow = if self.partial.is_empty() {
-                Self::line(&mut self.data, &mut self.has_data, line_part, on_event)
+                self.pending.line(line_part, on_event)
             } else {
                 self.partial.extend_from_slice(line_part);
-                let flow = Self::line(&mut self.data, &mut self.has_data, &self.partial, on_event);
+                let flow = self.pending.line(&self.partial, on_event);
                 self.partial.clear();
                 flow
             };
@@ -98,29 +123,38 @@ impl SseParser {
     /// End of the body: dispatches what is pending (see the module comment).
     pub(crate) fn finish(
         &mut self,
-        on_event: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+        on_event: &mut impl FnMut(EventKind, &[u8]) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         if !self.partial.is_empty() {
             let partial = std::mem::take(&mut self.partial);
-            let flow = Self::line(&mut self.data, &mut self.has_data, &partial, on_event);
+            let flow = self.pending.line(&partial, on_event);
             self.partial = partial;
             self.partial.clear();
             flow?;
         }
-        Self::line(&mut self.data, &mut self.has_data, b"", on_event)
+        self.pending.line(b"", on_event)
     }
+}
 
+impl Pending {
     fn line(
-        data: &mut Vec<u8>,
-        has_data: &mut bool,
+        &mut self,
         line: &[u8],
-        on_event: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+        on_event: &mut impl FnMut(EventKind, &[u8]) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         if line.is_empty() {
-            if *has_data {
-                *has_data = false;
-                let flow = on_event(data);
-                data.clear();
+            // An error event is dispatched even without data (WHATWG drops
+            // an event with no data, but an error must not pass unseen).
+            if self.has_data || self.is_error {
+                let kind = if self.is_error {
+                    EventKind::Error
+                } else {
+                    EventKind::Message
+                };
+                self.has_data = false;
+                self.is_error = false;
+                let flow = on_event(kind, &self.data);
+                self.data.clear();
                 return flow;
             }
             return ControlFlow::Continue(());
@@ -135,12 +169,17 @@ impl SseParser {
             }
             None => (line, &b""[..]),
         };
-        if field == b"data" {
-            if *has_data {
-                data.push(b'\n');
+        match field {
+            b"data" | b"error" => {
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+                self.is_error |= field == b"error";
             }
-            data.extend_from_slice(value);
-            *has_data = true;
+            b"event" if value == b"error" => self.is_error = true,
+            _ => {}
         }
         ControlFlow::Continue(())
     }
@@ -150,12 +189,17 @@ impl SseParser {
 mod tests {
     use super::*;
 
-    /// Parses `input` fed in the given pieces; returns the events as strings.
+    /// Parses `input` fed in the given pieces; returns the events as strings,
+    /// error events prefixed with `!`.
     fn parse_pieces(pieces: &[&[u8]]) -> Vec<String> {
         let mut parser = SseParser::default();
         let mut events = Vec::new();
-        let mut on_event = |data: &[u8]| {
-            events.push(String::from_utf8(data.to_vec()).expect("utf-8"));
+        let mut on_event = |kind: EventKind, data: &[u8]| {
+            let prefix = if kind == EventKind::Error { "!" } else { "" };
+            events.push(format!(
+                "{prefix}{}",
+                String::from_utf8(data.to_vec()).expect("utf-8")
+            ));
             ControlFlow::Continue(())
         };
         for piece in pieces {
@@ -227,9 +271,28 @@ mod tests {
     #[test]
     fn other_fields_are_ignored_and_space_is_optional() {
         check_every_split(
-            "event: error\nid: 7\nretry: 10\ndata:{\"error\":{}}\n\nevent: ping\n\n",
-            &["{\"error\":{}}"],
+            "event: ping\nid: 7\nretry: 10\ndata:{\"a\":{}}\n\nevent: ping\n\n",
+            &["{\"a\":{}}"],
         );
+    }
+
+    #[test]
+    fn error_events_and_error_fields_are_errors() {
+        // TGI-style gateways: an `event: error` with a data payload; the
+        // event type lasts for one event only.
+        check_every_split(
+            "data: a\n\nevent: error\ndata: {\"error\":\"boom\"}\n\ndata: b\n\n",
+            &["a", "!{\"error\":\"boom\"}", "b"],
+        );
+        // llama-server: `error:` as a field of its own, no [DONE] after it.
+        check_every_split(
+            "data: a\n\nerror: {\"code\":400,\"message\":\"m\",\"type\":\"t\"}\n\n",
+            &["a", "!{\"code\":400,\"message\":\"m\",\"type\":\"t\"}"],
+        );
+        // An error event without data still dispatches, and at the end of
+        // the body without a blank line.
+        check_every_split("event: error\n\n", &["!"]);
+        check_every_split("error: x", &["!x"]);
     }
 
     #[test]
@@ -263,7 +326,7 @@ mod tests {
     fn break_stops_feeding() {
         let mut parser = SseParser::default();
         let mut n_events = 0;
-        let flow = parser.feed(b"data: a\n\ndata: b\n\n", &mut |_| {
+        let flow = parser.feed(b"data: a\n\ndata: b\n\n", &mut |_, _| {
             n_events += 1;
             ControlFlow::Break(())
         });

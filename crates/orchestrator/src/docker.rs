@@ -39,15 +39,17 @@ use crate::compose::{ComposeProject, InferenceService, MountSpec, Service};
 use crate::health::{
     self, ContainerState, GateFailure, GateTarget, HealthOptions, ProbeAnswer, StartupCost,
 };
+use crate::mask;
 use crate::redact::Redactor;
+use crate::sweep::StoppedContainer;
 
 /// The compose version written in `com.docker.compose.version`: the labels
 /// follow compose v2's scheme, and this is the release whose behaviour was
 /// checked.
 pub const COMPOSE_VERSION_LABEL: &str = "2.29.7";
 
-const LABEL_PROJECT: &str = "com.docker.compose.project";
-const LABEL_SERVICE: &str = "com.docker.compose.service";
+pub(crate) const LABEL_PROJECT: &str = "com.docker.compose.project";
+pub(crate) const LABEL_SERVICE: &str = "com.docker.compose.service";
 
 /// The number of log lines kept in a failure.
 const LOG_TAIL_LINES: usize = 50;
@@ -56,9 +58,12 @@ const LOG_TAIL_LINES: usize = 50;
 /// container at a time.
 #[derive(Debug)]
 pub struct Docker {
-    client: bollard::Docker,
+    pub(crate) client: bollard::Docker,
     /// The service whose container this handle runs, if any.
     active: Arc<Mutex<Option<String>>>,
+    /// The containers this handle stopped because they were in the way, to
+    /// be started again at the end of the run.
+    pub(crate) displaced: Mutex<Vec<StoppedContainer>>,
 }
 
 /// How to start a service.
@@ -68,16 +73,6 @@ pub struct StartOptions {
     pub pull: bool,
     /// Leave the stopped container in place instead of removing it (`--keep`).
     pub keep: bool,
-}
-
-/// A container that [`Docker::stop_inference_containers`] stopped, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoppedContainer {
-    pub container: String,
-    /// Its compose service, when it has one.
-    pub service: Option<String>,
-    /// Why it was in the way.
-    pub reason: String,
 }
 
 /// Where a result came from, for the report.
@@ -99,7 +94,7 @@ pub struct Provenance {
     pub config_hash: String,
 }
 
-fn is_not_found(err: &BollardError) -> bool {
+pub(crate) fn is_not_found(err: &BollardError) -> bool {
     matches!(
         err,
         BollardError::DockerResponseServerError {
@@ -155,6 +150,7 @@ impl Docker {
         Ok(Docker {
             client: connect_client().await?,
             active: Arc::new(Mutex::new(None)),
+            displaced: Mutex::new(Vec::new()),
         })
     }
 
@@ -163,7 +159,7 @@ impl Docker {
         self.active.lock().map(|slot| slot.clone()).unwrap_or(None)
     }
 
-    async fn running_containers(
+    pub(crate) async fn running_containers(
         &self,
         project: &str,
         label: Option<String>,
@@ -184,89 +180,6 @@ impl Docker {
                 project: project.to_owned(),
                 source,
             })
-    }
-
-    /// Stops every running inference container of the project, and any
-    /// running container that publishes the host port `next` needs. Returns
-    /// what it stopped and why, so the caller can say so.
-    pub async fn stop_inference_containers(
-        &self,
-        project: &ComposeProject,
-        next: &InferenceService,
-    ) -> Result<Vec<StoppedContainer>, OrchestratorError> {
-        let mut stopped = Vec::new();
-        let inference: Vec<&str> = project
-            .services()
-            .iter()
-            .filter(|s| s.inference().is_some())
-            .map(Service::name)
-            .collect();
-        let ours = self
-            .running_containers(
-                project.name(),
-                Some(format!("{LABEL_PROJECT}={}", project.name())),
-            )
-            .await?;
-        for container in ours {
-            let labels = container.labels.clone().unwrap_or_default();
-            let Some(service) = labels
-                .get(LABEL_SERVICE)
-                .filter(|s| inference.contains(&s.as_str()))
-            else {
-                continue;
-            };
-            let grace = project
-                .service(service)
-                .map_or(Duration::from_secs(10), Service::stop_grace_period);
-            let name = container_display_name(&container);
-            stop_container(
-                &self.client,
-                container.id.as_deref().unwrap_or(&name),
-                service,
-                grace,
-            )
-            .await?;
-            tracing::info!(container = %name, service = %service, "stopped a running inference container of the project");
-            stopped.push(StoppedContainer {
-                container: name,
-                service: Some(service.clone()),
-                reason: format!("inference service {service} of project {}", project.name()),
-            });
-        }
-        let all = self.running_containers(project.name(), None).await?;
-        for container in all {
-            let holds_port = container
-                .ports
-                .iter()
-                .flatten()
-                .any(|p| p.public_port == Some(next.host_port));
-            let name = container_display_name(&container);
-            if !holds_port || stopped.iter().any(|s| s.container == name) {
-                continue;
-            }
-            let service = container
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_SERVICE))
-                .cloned();
-            stop_container(
-                &self.client,
-                container.id.as_deref().unwrap_or(&name),
-                service.as_deref().unwrap_or(&name),
-                Duration::from_secs(10),
-            )
-            .await?;
-            tracing::info!(container = %name, port = next.host_port, "stopped a container holding a host port");
-            stopped.push(StoppedContainer {
-                container: name,
-                service,
-                reason: format!(
-                    "holds host port {}, which service {} needs",
-                    next.host_port, next.name
-                ),
-            });
-        }
-        Ok(stopped)
     }
 
     /// Creates and starts the container of `service`, as compose would.
@@ -376,15 +289,22 @@ impl Docker {
                         container: definition.container_name.clone(),
                     });
                 }
-                let remove = RemoveContainerOptionsBuilder::new().force(true).build();
-                self.client
-                    .remove_container(&definition.container_name, Some(remove))
+                // One that was running before the run is the user's: it is
+                // set aside under another name and restored at the end.
+                if !self
+                    .set_aside(existing.id.as_deref().unwrap_or_default())
                     .await
-                    .map_err(|source| OrchestratorError::RemoveContainer {
-                        service: name.clone(),
-                        container: definition.container_name.clone(),
-                        source,
-                    })?;
+                {
+                    let remove = RemoveContainerOptionsBuilder::new().force(true).build();
+                    self.client
+                        .remove_container(&definition.container_name, Some(remove))
+                        .await
+                        .map_err(|source| OrchestratorError::RemoveContainer {
+                            service: name.clone(),
+                            container: definition.container_name.clone(),
+                            source,
+                        })?;
+                }
             }
             Err(err) if is_not_found(&err) => {}
             Err(source) => {
@@ -433,7 +353,10 @@ impl Docker {
             health_port: port,
             health_path: service.health_path.clone(),
             health_url: service.health_url(),
-            redactor: Redactor::for_environment(&definition.environment),
+            // The log tail hides the secrets of the environment and those
+            // the command carries (an engine may print its arguments).
+            redactor: Redactor::for_environment(&definition.environment)
+                .with(&command_secrets(definition)),
             clock,
             create_time,
             start_time: Duration::ZERO,
@@ -493,14 +416,29 @@ impl Docker {
             .await
             && let Some(config) = inspect.config
         {
-            running.provenance.command = config.entrypoint.unwrap_or_default();
-            running
-                .provenance
-                .command
-                .extend(config.cmd.unwrap_or_default());
-            let mut names: Vec<String> = config
-                .env
-                .unwrap_or_default()
+            // Interpolated by then: variables are shown as written, secret
+            // flags' values and environment values masked.
+            let env = config.env.unwrap_or_default();
+            let entrypoint = config.entrypoint.unwrap_or_default();
+            let cmd = config.cmd.unwrap_or_default();
+            let masked = mask::command(
+                &[
+                    mask::Part {
+                        actual: &entrypoint,
+                        interpolated: definition.entrypoint.as_deref(),
+                        raw: definition.raw_entrypoint.as_deref(),
+                    },
+                    mask::Part {
+                        actual: &cmd,
+                        interpolated: definition.command.as_deref(),
+                        raw: definition.raw_command.as_deref(),
+                    },
+                ],
+                &env,
+            );
+            running.provenance.command = masked.command;
+            running.redactor = running.redactor.clone().with(&masked.secrets);
+            let mut names: Vec<String> = env
                 .iter()
                 .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
                 .collect();
@@ -723,7 +661,7 @@ fn split_image_tag(image: &str) -> (String, String) {
     crate::image_ref::ImageRef::parse(image).pull_args(image)
 }
 
-fn container_display_name(container: &bollard::models::ContainerSummary) -> String {
+pub(crate) fn container_display_name(container: &bollard::models::ContainerSummary) -> String {
     container
         .names
         .as_ref()
@@ -1018,8 +956,32 @@ pub(crate) fn container_body(
     }
 }
 
+/// The secrets the service's command carries, from the compose model.
+fn command_secrets(definition: &Service) -> Vec<String> {
+    let env: Vec<String> = definition
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let parts: Vec<mask::Part<'_>> = [
+        (&definition.entrypoint, &definition.raw_entrypoint),
+        (&definition.command, &definition.raw_command),
+    ]
+    .into_iter()
+    .filter_map(|(actual, raw)| {
+        let actual = actual.as_deref()?;
+        Some(mask::Part {
+            actual,
+            interpolated: Some(actual),
+            raw: raw.as_deref(),
+        })
+    })
+    .collect();
+    mask::command(&parts, &env).secrets
+}
+
 /// Stops (SIGTERM, then SIGKILL after `grace`) a container.
-async fn stop_container(
+pub(crate) async fn stop_container(
     client: &bollard::Docker,
     id: &str,
     service: &str,
@@ -1092,7 +1054,7 @@ struct Watched<'a> {
 }
 
 impl GateTarget for Watched<'_> {
-    async fn watch(&mut self) -> Result<ContainerState, OrchestratorError> {
+    async fn watch(&self) -> Result<ContainerState, OrchestratorError> {
         let r = self.running;
         let inspect = match r
             .client
@@ -1125,9 +1087,13 @@ impl GateTarget for Watched<'_> {
         })
     }
 
-    async fn probe(&mut self) -> ProbeAnswer {
+    async fn probe(&self) -> ProbeAnswer {
         let r = self.running;
         health::http_get_status(&r.health_host, r.health_port, &r.health_path).await
+    }
+
+    async fn last_line(&self) -> Option<String> {
+        self.running.last_log_line().await
     }
 }
 
@@ -1161,8 +1127,30 @@ impl RunningService {
         options: &HealthOptions,
     ) -> Result<StartupCost, OrchestratorError> {
         let gate_started = self.clock.elapsed();
-        let outcome = health::gate(&mut Watched { running: self }, options).await?;
-        match outcome {
+        let outcome = health::gate(&Watched { running: self }, options).await;
+        self.gate_outcome(gate_started, outcome).await
+    }
+
+    /// [`RunningService::wait_healthy`], handing the container's last log
+    /// line (secrets redacted) to `on_line` about once a second, for a
+    /// progress display. The line is read beside the gate, never inside it,
+    /// so reading it delays neither the crash watch nor the startup times.
+    pub async fn wait_healthy_reporting(
+        &self,
+        options: &HealthOptions,
+        on_line: impl FnMut(String),
+    ) -> Result<StartupCost, OrchestratorError> {
+        let gate_started = self.clock.elapsed();
+        let outcome = health::gate_reporting(&Watched { running: self }, options, on_line).await;
+        self.gate_outcome(gate_started, outcome).await
+    }
+
+    async fn gate_outcome(
+        &self,
+        gate_started: Duration,
+        outcome: health::GateOutcome,
+    ) -> Result<StartupCost, OrchestratorError> {
+        match outcome? {
             Ok(times) => {
                 let cost = StartupCost {
                     create: self.create_time,
@@ -1404,6 +1392,47 @@ mod tests {
             .aliases
             .clone();
         assert_eq!(aliases, Some(vec!["vllm-qwen3-30b-a3b-fp8".to_owned()]));
+    }
+
+    #[test]
+    fn the_compose_model_keeps_the_command_as_written_for_masking() {
+        let dir = std::env::temp_dir().join(format!("spark-mask-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(".env"), "VLLM_API_KEY=sk-from-dotenv-1\n").unwrap();
+        std::fs::write(
+            dir.join("docker-compose.yml"),
+            "services:\n  vllm:\n    image: vllm/vllm-openai:v0.11.0\n    command: vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token hf_literal_1234\n    ports: [\"8000:8000\"]\n",
+        )
+        .unwrap();
+        let project = ComposeProject::load(&LoadOptions {
+            files: vec![dir.join("docker-compose.yml")],
+            project_name: Some("mask".into()),
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        let service = project.service("vllm").unwrap();
+        assert_eq!(
+            service.raw_command.as_deref().unwrap().join(" "),
+            "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token hf_literal_1234"
+        );
+        assert_eq!(
+            command_secrets(service),
+            ["hf_literal_1234", "sk-from-dotenv-1"]
+        );
+        let cmd = service.command.clone().unwrap();
+        let masked = mask::command(
+            &[mask::Part {
+                actual: &cmd,
+                interpolated: service.command.as_deref(),
+                raw: service.raw_command.as_deref(),
+            }],
+            &[],
+        );
+        assert_eq!(
+            masked.command.join(" "),
+            "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token [REDACTED]"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //!     let provenance = running.stop().await?;
 //! #   let _ = (cost, provenance);
 //! }
+//! // What was in the way runs again.
+//! for restored in docker.restore_displaced().await {
+//!     println!("{}: {:?}", restored.container.container, restored.error);
+//! }
 //! # Ok(()) }
 //! ```
 //!
@@ -30,19 +34,22 @@
 #![allow(clippy::result_large_err)]
 
 pub mod compose;
+mod daemon;
 mod docker;
 mod error;
 mod hash;
 mod health;
 mod image_ref;
+mod mask;
 mod redact;
+mod sweep;
 
 pub use compose::{
     Checked, ComposeProject, Diagnostic, Flavor, InferenceService, LoadOptions, Service, Severity,
     parse_duration,
 };
-pub use docker::{
-    COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions, StoppedContainer,
-};
+pub use daemon::canonical_host;
+pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions};
 pub use error::OrchestratorError;
 pub use health::{HealthOptions, StartupCost};
+pub use sweep::{RestoreOutcome, StoppedContainer};

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 
 use crate::compose::is_secret_name;
 
-const MASK: &str = "[REDACTED]";
+/// What a masked secret is replaced by.
+pub(crate) const MASK: &str = "[REDACTED]";
 
 /// Replaces known secret values and secret-looking assignments in text.
 #[derive(Debug, Clone, Default)]
@@ -23,22 +24,40 @@ pub(crate) struct Redactor {
 impl Redactor {
     /// A redactor for the secret-looking variables of `environment`.
     pub(crate) fn for_environment(environment: &BTreeMap<String, String>) -> Self {
-        let mut secrets: Vec<String> = environment
-            .iter()
-            .filter(|(name, value)| is_secret_name(name) && value.len() >= 4)
-            .map(|(_, value)| value.clone())
-            .collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Redactor::from_values(
+            environment
+                .iter()
+                .filter(|(name, value)| is_secret_name(name) && value.len() >= 4)
+                .map(|(_, value)| value.clone())
+                .collect(),
+        )
+    }
+
+    /// A redactor of exactly these values (and the patterns).
+    pub(crate) fn from_values(mut secrets: Vec<String>) -> Self {
+        secrets.retain(|s| !s.is_empty());
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
         Redactor { secrets }
     }
 
+    /// Also hides `more` (the secrets of the container's command).
+    pub(crate) fn with(mut self, more: &[String]) -> Self {
+        self.secrets.extend(more.iter().cloned());
+        Redactor::from_values(self.secrets)
+    }
+
     pub(crate) fn redact(&self, line: &str) -> String {
-        let mut out = line.to_owned();
+        mask_patterns(&self.replace_known(line))
+    }
+
+    /// Replaces the known values only, not the patterns.
+    pub(crate) fn replace_known(&self, text: &str) -> String {
+        let mut out = text.to_owned();
         for secret in &self.secrets {
             out = out.replace(secret.as_str(), MASK);
         }
-        mask_patterns(&out)
+        out
     }
 }
 

@@ -101,7 +101,7 @@ fn fast_health(timeout: Duration) -> HealthOptions {
     HealthOptions {
         interval: Duration::from_millis(200),
         timeout,
-        watch_interval: Duration::from_millis(250),
+        ..HealthOptions::default()
     }
 }
 

@@ -251,10 +251,29 @@ fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
         format,
         cells,
     };
-    vec![
+    let mut rows = vec![
         latency("TTFT mean", dist(|d| d.mean, |a| &a.ttft_ms)),
         latency("TTFT p50", dist(|d| d.p50, |a| &a.ttft_ms)),
         latency("TTFT p99", dist(|d| d.p99, |a| &a.ttft_ms)),
+    ];
+    // Reasoning models only: the first answer token and the thinking done
+    // before it; no rows when no engine reasoned.
+    let ttfo = dist(|d| d.p50, |a| &a.ttfo_ms);
+    if ttfo.iter().any(Option::is_some) {
+        rows.push(latency("TTFO p50", ttfo));
+        rows.push(latency("TTFO p99", dist(|d| d.p99, |a| &a.ttfo_ms)));
+    }
+    let reasoning = dist(|d| d.mean, |a| &a.reasoning_tokens);
+    if reasoning.iter().any(Option::is_some) {
+        rows.push(Row {
+            metric: "reasoning tokens mean",
+            unit: "tok",
+            better: None,
+            format: Format::OneDecimal,
+            cells: reasoning,
+        });
+    }
+    rows.extend([
         latency("ITL p50", dist(|d| d.p50, |a| &a.itl_ms)),
         latency("ITL p99", dist(|d| d.p99, |a| &a.itl_ms)),
         latency("TPOT mean", dist(|d| d.mean, |a| &a.tpot_ms)),
@@ -317,7 +336,8 @@ fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
             Format::TwoDecimals,
             open(|o| o.steady_request_throughput_rps),
         ),
-    ]
+    ]);
+    rows
 }
 
 #[cfg(test)]

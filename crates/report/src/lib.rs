@@ -6,5 +6,6 @@
 
 pub mod compare;
 pub mod compare_table;
+pub mod nightly;
 pub mod render;
 pub mod stats;

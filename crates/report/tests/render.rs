@@ -211,3 +211,89 @@ fn html_report_is_self_contained() {
     assert!(html.matches("<svg").count() >= 8, "charts missing");
     assert!(html.contains("long context: input length vs TTFT p50"));
 }
+
+#[test]
+fn reasoning_rows_appear_only_where_an_engine_reasoned() {
+    let plain = render::text::render(&suite(), TextStyle { color: false });
+    assert!(!plain.contains("TTFO") && !plain.contains("reasoning tokens"));
+    let mut thinking = suite();
+    let scenario = &mut thinking.engines[0]
+        .results
+        .as_mut()
+        .expect("measured")
+        .scenarios[0];
+    scenario.aggregate.ttfo_ms = spark_results::Distribution {
+        n: 3,
+        p50: Some(812.5),
+        p99: Some(950.0),
+        ..Default::default()
+    };
+    scenario.aggregate.reasoning_tokens = spark_results::Distribution {
+        n: 3,
+        mean: Some(140.0),
+        ..Default::default()
+    };
+    let text = render::text::render(&thinking, TextStyle { color: false });
+    let ttfo = text
+        .lines()
+        .find(|l| l.contains("TTFO p50"))
+        .expect("a TTFO row");
+    assert!(ttfo.contains("812.5"), "{ttfo}");
+    let reasoning = text
+        .lines()
+        .find(|l| l.contains("reasoning tokens mean"))
+        .expect("a reasoning row");
+    assert!(reasoning.contains("140.0"), "{reasoning}");
+    let markdown = render::markdown::render(&thinking);
+    assert!(markdown.contains("TTFO p50"), "{markdown}");
+}
+
+#[test]
+fn every_report_lists_the_containers_the_run_stopped_and_whether_they_run_again() {
+    use spark_results::{DisplacedContainer, RestoreStatus};
+    let mut suite = suite();
+    suite.displaced = vec![
+        DisplacedContainer {
+            container: "team-vllm-1".to_owned(),
+            project: Some("team".to_owned()),
+            service: Some("vllm".to_owned()),
+            reason: "holds host port 8000, which service fp8-moe needs".to_owned(),
+            restore: RestoreStatus::Restored,
+            restore_error: None,
+        },
+        DisplacedContainer {
+            container: "bystander".to_owned(),
+            project: None,
+            service: None,
+            reason: "holds host port 8001, which service bf16-dense needs".to_owned(),
+            restore: RestoreStatus::Failed,
+            restore_error: Some("no such container".to_owned()),
+        },
+    ];
+    let first = "team-vllm-1 (service vllm of project team): holds host port 8000, which service fp8-moe needs; started again at the end";
+    let text = render::text::render(&suite, TextStyle { color: false });
+    assert!(text.contains("Containers stopped for this run\n"), "{text}");
+    assert!(text.contains(&format!("  - {first}\n")), "{text}");
+    assert!(
+        text.contains("bystander: holds host port 8001, which service bf16-dense needs; could not be started again: no such container"),
+        "{text}"
+    );
+    let markdown = render::markdown::render(&suite);
+    assert!(
+        markdown.contains("## Containers stopped for this run\n\n- team-vllm-1"),
+        "{markdown}"
+    );
+    let html = render::html::render(&suite);
+    assert!(
+        html.contains("<h2>Containers stopped for this run</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("started again at the end</li>"), "{html}");
+    // And in the JSON, so that a later reader knows too; an empty list is
+    // left out, so older files and readers are unchanged.
+    let json = render::json(&suite);
+    assert!(json.contains("\"restore\": \"restored\""), "{json}");
+    assert!(!render::json(&common::suite()).contains("displaced"));
+    let back: SuiteResults = serde_json::from_str(&json).expect("reads back");
+    assert_eq!(back, suite);
+}

@@ -78,3 +78,19 @@ fn open_loop_and_not_run_fields_conform() {
         "{flags:#?}"
     );
 }
+
+#[test]
+fn the_schema_knows_the_displaced_containers() {
+    let mut suite = common::suite();
+    suite.displaced = vec![spark_results::DisplacedContainer {
+        container: "bystander".to_owned(),
+        project: None,
+        service: None,
+        reason: "holds host port 8000, which service fp8-moe needs".to_owned(),
+        restore: spark_results::RestoreStatus::Failed,
+        restore_error: Some("no such container".to_owned()),
+    }];
+    let json: serde_json::Value = serde_json::from_str(&render::json(&suite)).expect("JSON");
+    let errors = errors(&schema(), &json);
+    assert!(errors.is_empty(), "{errors:#?}");
+}

@@ -21,7 +21,8 @@ mod suite;
 
 // `OpenLoopAggregate` is defined below, beside `ScenarioAggregate`.
 pub use suite::{
-    EngineOutcome, EngineRun, Provenance, SUITE_SCHEMA_VERSION, StartupCost, SuiteResults,
+    DisplacedContainer, EngineOutcome, EngineRun, Provenance, RestoreStatus, SUITE_SCHEMA_VERSION,
+    StartupCost, SuiteResults,
 };
 
 /// Version of the JSON shape of [`RunResults`] and [`RequestRecord`].
@@ -191,6 +192,10 @@ pub struct RequestRecord {
     pub ttfb_ms: Option<f64>,
     /// Time to the first chunk with non-empty content or reasoning.
     pub ttft_ms: Option<f64>,
+    /// Time to the first answer token (TTFO): the first chunk with content
+    /// after reasoning chunks; `null` when the response had no reasoning.
+    #[serde(default)]
+    pub ttfo_ms: Option<f64>,
     /// Time to the end of the response (or to the failure).
     pub e2e_ms: f64,
     /// (E2E − TTFT) / (output tokens − 1); `null` with fewer than 2 tokens.
@@ -223,6 +228,11 @@ pub struct RequestRecord {
     pub token_chunks: u32,
     /// Of those, chunks that carried reasoning.
     pub reasoning_chunks: u32,
+    /// Reasoning tokens: `usage.completion_tokens_details.reasoning_tokens`,
+    /// else counted from per-chunk usage; `null` without reasoning or
+    /// without either count.
+    #[serde(default)]
+    pub reasoning_tokens: Option<u32>,
     /// input tokens / TTFT.
     pub prompt_tok_s: Option<f64>,
     /// (output tokens − 1) / (E2E − TTFT).
@@ -275,6 +285,10 @@ pub enum FailureClass {
     InvalidResponse,
     /// Stopped by the user (Ctrl-C) while in flight.
     Cancelled,
+    /// The prompt did not fit the engine's context, as the server said (an
+    /// in-stream error such as llama-server's "exceeds the available context
+    /// size", or a non-2xx status whose message says so: `http_status` is set).
+    ContextLength,
 }
 
 impl FailureClass {
@@ -289,6 +303,7 @@ impl FailureClass {
             FailureClass::Truncated => "truncated",
             FailureClass::InvalidResponse => "invalid_response",
             FailureClass::Cancelled => "cancelled",
+            FailureClass::ContextLength => "context_length",
         }
     }
 }
@@ -324,18 +339,30 @@ pub struct ScenarioAggregate {
     pub n_estimated_output_tokens: u32,
     /// From the first send to the last end, seconds.
     pub duration_s: f64,
-    /// Prompt tokens of successful requests.
-    pub input_tokens_total: u64,
+    /// Prompt tokens of successful requests; `null` when one of them had no
+    /// `usage.prompt_tokens` (the engine sent no usage), never a made-up 0.
+    #[serde(default)]
+    pub input_tokens_total: Option<u64>,
     /// Output tokens of successful requests.
     pub output_tokens_total: u64,
     /// Successful requests per second of `duration_s` (QPS).
     pub request_throughput_rps: f64,
-    /// Prompt tokens of successful requests per second of `duration_s`.
-    pub input_throughput_tok_s: f64,
+    /// Prompt tokens of successful requests per second of `duration_s`;
+    /// `null` when `input_tokens_total` is.
+    #[serde(default)]
+    pub input_throughput_tok_s: Option<f64>,
     /// Output tokens of successful requests per second of `duration_s`.
     pub output_throughput_tok_s: f64,
     /// Time to first token over successful requests.
     pub ttft_ms: Distribution,
+    /// Time to the first answer token over successful requests that
+    /// reasoned first; absent when none did.
+    #[serde(default, skip_serializing_if = "Distribution::is_empty")]
+    pub ttfo_ms: Distribution,
+    /// Reasoning tokens per successful request that reported them; absent
+    /// when none did.
+    #[serde(default, skip_serializing_if = "Distribution::is_empty")]
+    pub reasoning_tokens: Distribution,
     /// Time per output token over successful requests.
     pub tpot_ms: Distribution,
     /// Inter-token latency over every gap of every successful request.
@@ -406,4 +433,11 @@ pub struct Distribution {
     pub p99: Option<f64>,
     /// Largest sample.
     pub max: Option<f64>,
+}
+
+impl Distribution {
+    /// Whether there was no sample.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
 }

@@ -31,6 +31,43 @@ pub struct SuiteResults {
     pub source: String,
     /// One entry per engine, in the order they ran.
     pub engines: Vec<EngineRun>,
+    /// Containers of the daemon that were in an engine's way (another
+    /// inference container of the project, a container holding a host port
+    /// an engine needs), stopped for the run and started again at its end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub displaced: Vec<DisplacedContainer>,
+}
+
+/// A container that was running before the run and was stopped because it
+/// was in an engine's way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisplacedContainer {
+    /// The container's name.
+    pub container: String,
+    /// Its compose project and service, when it has them.
+    pub project: Option<String>,
+    pub service: Option<String>,
+    /// Why it was in the way, e.g. `holds host port 8000, which service vllm needs`.
+    pub reason: String,
+    /// Whether it runs again.
+    pub restore: RestoreStatus,
+    /// Why it could not be started again, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_error: Option<String>,
+}
+
+/// Whether a displaced container was started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreStatus {
+    /// Stopped; the run has not ended yet (or spark-perf was killed).
+    Pending,
+    /// Started again at the end of the run.
+    Restored,
+    /// Left stopped, as `--no-restore` asked.
+    LeftStopped,
+    /// Starting it again failed (see `restore_error`).
+    Failed,
 }
 
 /// One engine of a run.
@@ -99,7 +136,9 @@ pub struct Provenance {
     /// Registry digests of the image, when it was pulled from one.
     #[serde(default)]
     pub repo_digests: Vec<String>,
-    /// The effective command line.
+    /// The effective command line (entrypoint, then command), masked: words
+    /// from variables as written (`${VLLM_API_KEY}`), secret flags' values
+    /// and environment values `[REDACTED]`.
     #[serde(default)]
     pub command: Vec<String>,
     /// Names of the container's environment variables (never their values).

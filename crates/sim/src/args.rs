@@ -83,6 +83,15 @@ pub struct SimArgs {
     /// Write one JSON line per finished request (ground truth) to this file.
     #[arg(long)]
     pub truth_log: Option<PathBuf>,
+    /// Run-to-run drift: one factor per process, uniform in ±P %, drawn from
+    /// --seed, on every timing (prefill and decode), as a container start,
+    /// GPU clocks and heat move a real engine from night to night.
+    #[arg(long, default_value_t = 0.0)]
+    pub run_drift_pct: f64,
+    /// Per-request jitter: each request's prefill and decode times are scaled
+    /// by a factor uniform in ±P %, drawn from --seed and the request's number.
+    #[arg(long, default_value_t = 0.0)]
+    pub jitter_pct: f64,
     /// Fraction of generation requests answered with HTTP 500 (seeded, deterministic).
     #[arg(long, default_value_t = 0.0)]
     pub fail_rate: f64,
@@ -135,6 +144,15 @@ impl SimArgs {
         }
     }
 
+    /// This process's run-drift factor (1 without --run-drift-pct).
+    pub fn drift_factor(&self) -> f64 {
+        if self.run_drift_pct == 0.0 {
+            return 1.0;
+        }
+        let draw = crate::tokenizer::splitmix64(self.seed ^ 0xD81F_7000_0000_0001);
+        1.0 + signed_unit(draw) * self.run_drift_pct / 100.0
+    }
+
     /// The profile's timing with the individual flags applied on top.
     pub fn timing(&self) -> Timing {
         let mut timing = self.profile.timing();
@@ -156,6 +174,15 @@ impl SimArgs {
         }
         if let Some(v) = self.max_num_seqs {
             timing.max_num_seqs = v.max(1);
+        }
+        let drift = self.drift_factor();
+        if drift != 1.0 {
+            let scale = |d: Duration| d.mul_f64(drift);
+            timing.prefill_base = scale(timing.prefill_base);
+            timing.prefill_ns_per_token *= drift;
+            timing.prefill_ns_per_token_sq *= drift;
+            timing.decode_base = scale(timing.decode_base);
+            timing.decode_per_seq = scale(timing.decode_per_seq);
         }
         if let Some(v) = self.kv_cache_tokens {
             timing.kv_cache_tokens = v.max(1);
@@ -294,6 +321,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|err| format!("`{text}`: {err}"))
+}
+
+/// A uniform draw in [−1, 1) from 64 random bits.
+pub(crate) fn signed_unit(bits: u64) -> f64 {
+    (bits >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
 
 #[cfg(test)]

@@ -81,6 +81,10 @@ pub(crate) struct Engine {
     pub(crate) metrics: Metrics,
     decode_base_ns: u64,
     decode_per_seq_ns: u64,
+    /// Per-request jitter: ±fraction, from `jitter_seed` and a counter.
+    jitter_fraction: f64,
+    jitter_seed: u64,
+    jitter_draws: AtomicU64,
 }
 
 impl Engine {
@@ -104,7 +108,30 @@ impl Engine {
             kv_tokens: AtomicU64::new(0),
             prefix,
             metrics: Metrics::new(),
+            jitter_fraction: 0.0,
+            jitter_seed: 0,
+            jitter_draws: AtomicU64::new(0),
         }
+    }
+
+    /// Scales each request's prefill and decode times by a factor uniform
+    /// in ±`fraction`, drawn from `seed` and the request's number.
+    pub(crate) fn with_jitter(mut self, seed: u64, fraction: f64) -> Engine {
+        self.jitter_seed = seed;
+        self.jitter_fraction = fraction;
+        self
+    }
+
+    /// The next request's jitter factor (1 without jitter).
+    fn next_jitter(&self) -> f64 {
+        if self.jitter_fraction == 0.0 {
+            return 1.0;
+        }
+        let n = self.jitter_draws.fetch_add(1, Ordering::Relaxed);
+        let bits = crate::tokenizer::splitmix64(
+            self.jitter_seed ^ 0x0017_7E00_0000_0000 ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        1.0 + crate::args::signed_unit(bits) * self.jitter_fraction
     }
 
     pub(crate) fn block_size(&self) -> u32 {
@@ -158,6 +185,8 @@ pub(crate) struct Generation {
     arrival: Instant,
     kv_held: u64,
     itl: LocalItl,
+    /// This request's jitter factor on prefill and every gap.
+    jitter: f64,
 }
 
 impl std::fmt::Debug for Generation {
@@ -179,6 +208,7 @@ impl Generation {
         limit: u32,
     ) -> Generation {
         engine.waiting.fetch_add(1, Ordering::Relaxed);
+        let jitter = engine.next_jitter();
         let now = Instant::now();
         Generation {
             engine,
@@ -195,6 +225,7 @@ impl Generation {
             arrival: now,
             kv_held: 0,
             itl: LocalItl::new(),
+            jitter,
         }
     }
 
@@ -233,7 +264,21 @@ impl Generation {
             .fetch_add(u64::from(self.prompt_tokens), Ordering::Relaxed);
         self.kv_held = u64::from(self.prompt_tokens);
         engine.kv_tokens.fetch_add(self.kv_held, Ordering::Relaxed);
-        self.next_deadline = Instant::now() + engine.prefill(self.prompt_tokens - cached);
+        self.next_deadline = Instant::now()
+            + engine
+                .prefill(self.prompt_tokens - cached)
+                .mul_f64(self.jitter);
+    }
+
+    /// The gap to the next token at the current batch size, with this
+    /// request's jitter.
+    fn jittered_gap(&self) -> u64 {
+        let gap = self.engine.inter_token_ns();
+        if self.jitter == 1.0 {
+            gap
+        } else {
+            (gap as f64 * self.jitter) as u64
+        }
     }
 
     fn finish(&mut self) {
@@ -316,7 +361,7 @@ impl Generation {
             if self.produced >= self.limit || n >= max_batch.max(1) {
                 break;
             }
-            let gap = self.engine.inter_token_ns();
+            let gap = self.jittered_gap();
             self.itl.observe_ns(gap);
             self.next_deadline += Duration::from_nanos(gap);
             if self.next_deadline > now {
@@ -324,7 +369,7 @@ impl Generation {
             }
         }
         if self.produced < self.limit && n >= max_batch.max(1) {
-            let gap = self.engine.inter_token_ns();
+            let gap = self.jittered_gap();
             self.itl.observe_ns(gap);
             self.next_deadline += Duration::from_nanos(gap);
         }

@@ -156,11 +156,20 @@ impl Sim {
                 args.fail_rate
             )));
         }
-        let engine = Arc::new(Engine::new(
-            args.timing(),
-            args.block_size,
-            !args.no_prefix_cache,
-        ));
+        for (flag, pct) in [
+            ("--run-drift-pct", args.run_drift_pct),
+            ("--jitter-pct", args.jitter_pct),
+        ] {
+            if !(0.0..=50.0).contains(&pct) {
+                return Err(SimError::InvalidArgs(format!(
+                    "{flag} must be between 0 and 50, got {pct}"
+                )));
+            }
+        }
+        let engine = Arc::new(
+            Engine::new(args.timing(), args.block_size, !args.no_prefix_cache)
+                .with_jitter(args.seed, args.jitter_pct / 100.0),
+        );
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             served_names: args.served_names(),

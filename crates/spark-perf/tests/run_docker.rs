@@ -91,8 +91,8 @@ fn spark_perf(setup: &Setup, services: &[&str]) -> Command {
         .env("NO_COLOR", "1")
         // Each test holds its own lock: tests run in parallel on one daemon.
         .env(
-            "XDG_RUNTIME_DIR",
-            setup.output_dir.parent().expect("parent"),
+            "SPARK_PERF_LOCK_DIR",
+            setup.output_dir.parent().expect("parent").join("locks"),
         )
         .stdin(Stdio::null());
     for service in services {
@@ -261,8 +261,24 @@ requests = 4
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    // A second run on the same Docker host is refused while this one runs.
-    let second = spark_perf(&setup, &["sim-vllm-fp8-moe"])
+    // A second run on the same Docker daemon is refused while this one runs,
+    // though it spells the daemon's address another way and is, by its
+    // runtime directory, another user's.
+    let mut second = spark_perf(&setup, &["sim-vllm-fp8-moe"]);
+    if std::path::Path::new("/run/docker.sock").exists()
+        && std::env::var_os("DOCKER_HOST").is_none()
+    {
+        second.env("DOCKER_HOST", "unix:///run/docker.sock");
+    }
+    let second = second
+        .env(
+            "XDG_RUNTIME_DIR",
+            setup
+                .output_dir
+                .parent()
+                .expect("parent")
+                .join("other-user"),
+        )
         .output()
         .expect("second spark-perf runs");
     let second_err = String::from_utf8_lossy(&second.stderr);

@@ -81,6 +81,58 @@ async fn some_failures_do_not_stop_the_scenario() {
 }
 
 #[tokio::test]
+async fn distributions_count_only_successful_requests() {
+    let _serial = common::serial().await;
+    // Streams longer than 5 tokens break after 5 token chunks (an in-band
+    // error), so failed requests have gaps of their own, which must stay
+    // out of `itl_ms`; HTTP 500s add failures without gaps.
+    let sim = common::start(|args| {
+        args.fail_rate = 0.2;
+        args.seed = 5;
+        args.error_after = Some(5);
+    });
+    let engine = Engine::connect(EngineConfig {
+        probe_ignore_eos: false,
+        ..EngineConfig::new(sim.url.clone())
+    })
+    .await
+    .expect("connect");
+    let results = [
+        common::run_one(
+            &engine,
+            &common::scenario("mixed", 20, 4, 20, 2),
+            &options(100),
+        )
+        .await,
+        common::run_one(
+            &engine,
+            &common::scenario("failing", 20, 12, 6, 2),
+            &options(100),
+        )
+        .await,
+    ];
+    for result in &results {
+        let ok: Vec<_> = result.requests.iter().filter(|r| r.is_ok()).collect();
+        let failed_gaps: u32 = result
+            .requests
+            .iter()
+            .filter(|r| !r.is_ok())
+            .map(|r| r.itl_count)
+            .sum();
+        let ok_gaps: u64 = ok.iter().map(|r| u64::from(r.itl_count)).sum();
+        let a = &result.aggregate;
+        assert_eq!(a.itl_ms.n, ok_gaps, "{}: {a:?}", result.name);
+        assert_eq!(a.ttft_ms.n, ok.len() as u64);
+        assert_eq!(a.e2e_ms.n, ok.len() as u64);
+        if result.name == "failing" {
+            assert!(failed_gaps > 0, "the failed requests had gaps");
+            assert_eq!(a.itl_ms.n, 0);
+        }
+    }
+    assert!(results[0].aggregate.n_ok > 0 && results[0].aggregate.itl_ms.n > 0);
+}
+
+#[tokio::test]
 async fn in_band_error_is_a_stream_error() {
     let _serial = common::serial().await;
     let sim = common::start(|args| args.error_after = Some(5));

@@ -1,6 +1,7 @@
 //! Framing over a real socket: the sim's reasoning streams, and a raw
 //! loopback server that writes the other framings real engines produce
-//! (CRLF, pings, multi-line data, no [DONE]) a few bytes at a time.
+//! (CRLF, pings, multi-line data, no [DONE], `event: error`, a 200 that is
+//! not a stream) a few bytes at a time.
 
 use std::time::Duration;
 
@@ -13,12 +14,14 @@ use tokio::net::TcpListener;
 use crate::common;
 
 #[tokio::test]
-async fn reasoning_tokens_count_for_ttft() {
+async fn reasoning_counts_for_ttft_and_ttfo_is_the_first_answer() {
     let _serial = common::serial().await;
     for field in [ReasoningField::ReasoningContent, ReasoningField::Reasoning] {
         let sim = common::start(|args| {
             args.reasoning = 3;
             args.reasoning_field = field;
+            // Tokens 2 ms apart, so the answer comes after the thinking.
+            args.decode_ms = Some(2.0);
         });
         let engine = common::connect(&sim).await;
         let result = common::run_one(
@@ -40,13 +43,66 @@ async fn reasoning_tokens_count_for_ttft() {
             let err = record.first_token_mono_ns.expect("first") as i64
                 - t.first_token_mono_ns.expect("sent") as i64;
             assert!((0..5_000_000).contains(&err), "{err}");
+            // TTFO is the first answer token, the sim's 4th token.
+            assert_eq!(record.reasoning_tokens, Some(3), "{field:?}");
+            let ttfo = record.ttfo_ms.expect("an answer after reasoning");
+            assert!(ttfo > record.ttft_ms.expect("ttft"), "{ttfo}");
+            let answer_ns = record.sent_mono_ns as i64 + (ttfo * 1e6) as i64;
+            let err = answer_ns - t.token_mono_ns[3] as i64;
+            assert!((-1_000..5_000_000).contains(&err), "{err}");
         }
+        let a = &result.aggregate;
+        assert_eq!(a.ttfo_ms.n, 2);
+        assert_eq!(a.reasoning_tokens.mean, Some(3.0));
     }
+    // Reasoning packed several tokens per chunk: tokens from usage.
+    let sim = common::start(|args| {
+        args.reasoning = 5;
+        args.tokens_per_chunk = 2;
+    });
+    let engine = common::connect(&sim).await;
+    let result = common::run_one(
+        &engine,
+        &common::scenario("think-packed", 20, 8, 1, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    let record = &result.requests[0];
+    assert!(record.is_ok(), "{:?}", record.failure);
+    assert_eq!(record.reasoning_chunks, 3);
+    assert_eq!(record.reasoning_tokens, Some(5));
+    assert!(record.ttfo_ms.is_some());
+    // Without reasoning there is no TTFO, and the aggregate leaves it out.
+    let sim = common::start(|_| {});
+    let engine = common::connect(&sim).await;
+    let result = common::run_one(
+        &engine,
+        &common::scenario("plain", 20, 8, 1, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    let record = &result.requests[0];
+    assert_eq!((record.ttfo_ms, record.reasoning_tokens), (None, None));
+    let json = serde_json::to_string(&result.aggregate).expect("json");
+    assert!(
+        !json.contains("ttfo_ms") && !json.contains("reasoning_tokens"),
+        "{json}"
+    );
 }
 
 /// Serves canned responses to every request on 127.0.0.1:0, `piece` bytes
 /// per write; returns the base URL.
 async fn raw_server(body: &'static str, piece: usize) -> String {
+    raw_server_typed(body, piece, Some("text/event-stream")).await
+}
+
+/// [`raw_server`] with the generation responses' content-type (`None`: no
+/// content-type header).
+async fn raw_server_typed(
+    body: &'static str,
+    piece: usize,
+    content_type: Option<&'static str>,
+) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
@@ -89,12 +145,15 @@ async fn raw_server(body: &'static str, piece: usize) -> String {
                     body.to_owned()
                 };
                 let content_type = if is_models {
-                    "application/json"
+                    Some("application/json")
                 } else {
-                    "text/event-stream"
+                    content_type
                 };
+                let content_type = content_type
+                    .map(|t| format!("content-type: {t}\r\n"))
+                    .unwrap_or_default();
                 let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+                    "HTTP/1.1 200 OK\r\n{content_type}connection: close\r\ncontent-length: {}\r\n\r\n",
                     payload.len()
                 );
                 let _ = socket.write_all(head.as_bytes()).await;
@@ -182,4 +241,145 @@ async fn a_stream_without_end_is_truncated_and_garbage_is_invalid() {
     .await;
     let failure = result.requests[0].failure.as_ref().expect("failed");
     assert_eq!(failure.class, FailureClass::InvalidResponse, "{failure:?}");
+}
+
+async fn run_raw(url: String, name: &str) -> spark_results::RequestRecord {
+    let engine = Engine::connect(EngineConfig {
+        probe_ignore_eos: false,
+        ..EngineConfig::new(url)
+    })
+    .await
+    .expect("connect");
+    let mut result = common::run_one(
+        &engine,
+        &common::scenario(name, 7, 3, 1, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    result.requests.remove(0)
+}
+
+#[tokio::test]
+async fn an_error_event_is_a_failure_with_the_servers_message() {
+    let _serial = common::serial().await;
+    // A gateway's `event: error` after a token; [DONE] and a finish_reason
+    // follow, which must not turn it into a success.
+    const EVENT_ERROR: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n\
+event: error\ndata: {\"error\":{\"message\":\"upstream overloaded\",\"code\":503}}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"!\"},\"finish_reason\":\"stop\"}]}\n\n\
+data: [DONE]\n\n";
+    // llama-server's own field, here a context overflow: classed by its message.
+    const LLAMA_CONTEXT: &str = "error: {\"code\":400,\"message\":\"request (40 tokens) exceeds the available context size (32 tokens), try increasing it\",\"type\":\"exceed_context_size_error\",\"n_prompt_tokens\":40,\"n_ctx\":32}\n\n";
+    for piece in [1, 5, 4096] {
+        let record = run_raw(raw_server(EVENT_ERROR, piece).await, "event-error").await;
+        let failure = record.failure.as_ref().expect("failed");
+        assert_eq!(failure.class, FailureClass::StreamError, "piece {piece}");
+        assert_eq!(failure.message, "upstream overloaded");
+        assert_eq!(record.token_chunks, 1, "measured before the error");
+
+        let record = run_raw(raw_server(LLAMA_CONTEXT, piece).await, "llama-context").await;
+        let failure = record.failure.as_ref().expect("failed");
+        assert_eq!(failure.class, FailureClass::ContextLength, "piece {piece}");
+        assert!(
+            failure
+                .message
+                .contains("exceeds the available context size"),
+            "{failure:?}"
+        );
+        assert_eq!(record.ttft_ms, None);
+    }
+}
+
+#[tokio::test]
+async fn a_200_that_is_not_an_event_stream_is_an_invalid_response() {
+    let _serial = common::serial().await;
+    // A JSON error with status 200, and an engine that ignored `stream`.
+    const JSON_ERROR: &str = "{\"error\":{\"message\":\"model is loading\",\"code\":503}}";
+    const NOT_STREAMED: &str = "{\"id\":\"cmpl-1\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hello there, this answer was not streamed at all, so it arrives in one piece and much longer than the quote will keep of it: the message keeps the start of the body only, a couple of hundred bytes, not the whole of an answer that may be thousands of tokens long.\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}";
+    for (body, content_type) in [
+        (JSON_ERROR, Some("application/json")),
+        (NOT_STREAMED, Some("application/json; charset=utf-8")),
+        (NOT_STREAMED, None),
+    ] {
+        let url = raw_server_typed(body, 64, content_type).await;
+        let record = run_raw(url, "not-a-stream").await;
+        let failure = record.failure.as_ref().expect("failed");
+        assert_eq!(
+            failure.class,
+            FailureClass::InvalidResponse,
+            "{content_type:?}: {failure:?}"
+        );
+        assert!(
+            failure.message.contains("not an event stream"),
+            "{failure:?}"
+        );
+        let quoted = &body[..40];
+        assert!(failure.message.contains(quoted), "{failure:?}");
+        assert!(failure.message.len() < 320, "bounded: {failure:?}");
+        if let Some(content_type) = content_type {
+            assert!(failure.message.contains(content_type), "{failure:?}");
+        }
+    }
+    // With the right content-type and a charset parameter it is a stream.
+    let url = raw_server_typed(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+        64,
+        Some("Text/Event-Stream; charset=utf-8"),
+    )
+    .await;
+    let record = run_raw(url, "stream").await;
+    assert!(record.is_ok(), "{:?}", record.failure);
+}
+
+#[tokio::test]
+async fn input_totals_are_null_without_usage() {
+    let _serial = common::serial().await;
+    // An engine that sends no usage (no usage chunk, no per-chunk usage).
+    let url = raw_server(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"!\"},\"finish_reason\":\"stop\"}]}\n\n\
+data: [DONE]\n\n",
+        64,
+    )
+    .await;
+    let engine = Engine::connect(EngineConfig {
+        probe_ignore_eos: false,
+        ..EngineConfig::new(url)
+    })
+    .await
+    .expect("connect");
+    let result = common::run_one(
+        &engine,
+        &common::scenario("no-usage", 7, 3, 2, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    let a = &result.aggregate;
+    assert_eq!(a.n_ok, 2, "{a:?}");
+    assert!(result.requests.iter().all(|r| r.input_tokens.is_none()));
+    assert_eq!(a.input_tokens_total, None, "unknown, not 0");
+    assert_eq!(a.input_throughput_tok_s, None);
+    assert_eq!(a.output_tokens_total, 4, "counted from chunks");
+    assert_eq!(a.n_estimated_output_tokens, 2);
+    // With usage the total is known.
+    let url = raw_server(CRLF_PINGS_MULTILINE_NO_DONE, 4096).await;
+    let engine = Engine::connect(EngineConfig {
+        probe_ignore_eos: false,
+        ..EngineConfig::new(url)
+    })
+    .await
+    .expect("connect");
+    let result = common::run_one(
+        &engine,
+        &common::scenario("usage", 7, 3, 2, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    assert_eq!(result.aggregate.input_tokens_total, Some(14));
+    assert!(
+        result
+            .aggregate
+            .input_throughput_tok_s
+            .is_some_and(|v| v > 0.0)
+    );
 }

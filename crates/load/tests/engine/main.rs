@@ -6,9 +6,11 @@
 
 mod accuracy;
 mod calibration;
+mod chunking;
 mod common;
 mod faults;
 mod framing;
 mod lengths;
+mod llamacpp;
 mod openloop;
 mod probes;

@@ -286,6 +286,22 @@ impl ComposeProject {
     }
 }
 
+/// The project directory: the folder of the first compose file, from its
+/// canonical path. A bare `docker-compose.yml` has an empty parent and
+/// `../x/compose.yml` a parent ending in `..`; neither names a folder, so
+/// the path is made canonical first (absolute, without `.`, `..` or links)
+/// and only falls back to the lexical absolute path for a file that does not
+/// exist (its read fails with its own diagnostic).
+fn project_dir(file: &Path) -> PathBuf {
+    let full = std::fs::canonicalize(file)
+        .or_else(|_| std::path::absolute(file))
+        .unwrap_or_else(|_| file.to_path_buf());
+    full.parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 /// Normalises a project name as compose v2 does: lower case, keep only
 /// `[a-z0-9_-]`, no leading `_` or `-`.
 pub fn normalize_project_name(name: &str) -> String {
@@ -402,8 +418,7 @@ impl Loader {
         let files = self.resolve_files(options)?;
         let working_dir = files
             .first()
-            .and_then(|f| f.parent())
-            .map(Path::to_path_buf)
+            .map(|f| project_dir(f))
             .unwrap_or_else(|| PathBuf::from("."));
 
         // The interpolation variables: `.env`, then the shell over it.
@@ -523,9 +538,9 @@ impl Loader {
 
         // The project name.
         let top_name = merged.get("name").and_then(scalar_text);
-        let dir_name = std::path::absolute(&working_dir)
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        let dir_name = working_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let (raw_name, source) = if let Some(name) = &options.project_name {
             (name.clone(), "-p")

@@ -88,6 +88,11 @@ pub struct Service {
     pub(crate) profiles: Vec<String>,
     pub(crate) command: Option<Vec<String>>,
     pub(crate) entrypoint: Option<Vec<String>>,
+    /// `command` as written, before interpolation (`${VLLM_API_KEY}`): what
+    /// provenance shows of a word that came from a variable.
+    pub(crate) raw_command: Option<Vec<String>>,
+    /// `entrypoint` as written, before interpolation.
+    pub(crate) raw_entrypoint: Option<Vec<String>>,
     /// The container's environment: `env_file:` entries, then `environment:`.
     pub(crate) environment: BTreeMap<String, String>,
     pub(crate) ports: Vec<PortSpec>,
@@ -678,6 +683,18 @@ impl Service {
 
         let command = get("command").and_then(|v| command_words(v, p, "command"));
         let entrypoint = get("entrypoint").and_then(|v| command_words(v, p, "entrypoint"));
+        // The same words before interpolation; their problems were reported
+        // for the interpolated text already.
+        let mut unreported = Problems {
+            service: name,
+            list: Vec::new(),
+        };
+        let raw_command = raw
+            .get("command")
+            .and_then(|v| command_words(v, &mut unreported, "command"));
+        let raw_entrypoint = raw
+            .get("entrypoint")
+            .and_then(|v| command_words(v, &mut unreported, "entrypoint"));
 
         let environment = parse_environment(def, raw, ctx, p);
         let ports = parse_ports(get("ports"), p);
@@ -899,6 +916,8 @@ impl Service {
             profiles,
             command,
             entrypoint,
+            raw_command,
+            raw_entrypoint,
             environment,
             ports,
             expose,

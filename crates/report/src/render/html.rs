@@ -114,6 +114,14 @@ pub fn render(suite: &SuiteResults) -> String {
         }
         out.push_str("</ul>\n");
     }
+    let displaced = crate::render::displaced(suite);
+    if !displaced.is_empty() {
+        let _ = writeln!(out, "<h2>{}</h2>\n<ul>", crate::render::DISPLACED_HEADING);
+        for line in displaced {
+            let _ = writeln!(out, "<li>{}</li>", escape(&line));
+        }
+        out.push_str("</ul>\n");
+    }
     provenance(&mut out, suite);
     out.push_str("<h2>Metric definitions</h2>\n<ul>\n");
     for definition in METRIC_DEFINITIONS {

@@ -7,7 +7,9 @@ use spark_results::SuiteResults;
 
 use crate::compare_table::tables;
 use crate::render::text::TROPHY;
-use crate::render::{METRIC_DEFINITIONS, failures, flags, format_unix_ms};
+use crate::render::{
+    DISPLACED_HEADING, METRIC_DEFINITIONS, displaced, failures, flags, format_unix_ms,
+};
 
 /// Renders the whole report as Markdown.
 pub fn render(suite: &SuiteResults) -> String {
@@ -65,6 +67,15 @@ pub fn render(suite: &SuiteResults) -> String {
         let _ = writeln!(out, "## What could not be guaranteed\n");
         for flag in flagged {
             let _ = writeln!(out, "- {}", escape(&flag));
+        }
+        out.push('\n');
+    }
+    let displaced = displaced(suite);
+    if !displaced.is_empty() {
+        let _ = writeln!(out, "## {DISPLACED_HEADING}\n");
+        for line in displaced {
+            let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            let _ = writeln!(out, "- {}", escape(&line));
         }
         out.push('\n');
     }

@@ -6,7 +6,7 @@ pub mod markdown;
 pub mod svg;
 pub mod text;
 
-use spark_results::{EngineOutcome, SuiteResults};
+use spark_results::{EngineOutcome, RestoreStatus, SuiteResults};
 
 use crate::stats::PERCENTILE_DEFINITION as PERCENTILE_DEFINITION_OVER_ITERATIONS;
 
@@ -47,6 +47,38 @@ pub fn failures(suite: &SuiteResults) -> Vec<(&str, String)> {
                 EngineOutcome::Interrupted => "interrupted".to_owned(),
             };
             Some((engine.service.as_str(), reason))
+        })
+        .collect()
+}
+
+/// The heading of the list of containers a run stopped because they were in
+/// an engine's way.
+pub const DISPLACED_HEADING: &str = "Containers stopped for this run";
+
+/// One line per container the run stopped because it was in an engine's
+/// way: which, why, and whether it runs again.
+pub fn displaced(suite: &SuiteResults) -> Vec<String> {
+    suite
+        .displaced
+        .iter()
+        .map(|d| {
+            let owner = match (&d.service, &d.project) {
+                (Some(service), Some(project)) => {
+                    format!(" (service {service} of project {project})")
+                }
+                (Some(service), None) => format!(" (service {service})"),
+                _ => String::new(),
+            };
+            let restore = match d.restore {
+                RestoreStatus::Restored => "started again at the end".to_owned(),
+                RestoreStatus::LeftStopped => "left stopped (--no-restore)".to_owned(),
+                RestoreStatus::Pending => "still stopped: the run did not end".to_owned(),
+                RestoreStatus::Failed => format!(
+                    "could not be started again: {}",
+                    d.restore_error.as_deref().unwrap_or("unknown error")
+                ),
+            };
+            format!("{}{owner}: {}; {restore}", d.container, d.reason)
         })
         .collect()
 }

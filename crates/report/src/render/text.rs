@@ -37,6 +37,14 @@ pub fn render(suite: &SuiteResults, style: TextStyle) -> String {
         }
         out.push('\n');
     }
+    let displaced = render::displaced(suite);
+    if !displaced.is_empty() {
+        let _ = writeln!(out, "{}", render::DISPLACED_HEADING);
+        for line in displaced {
+            let _ = writeln!(out, "  - {}", one_line(&line));
+        }
+        out.push('\n');
+    }
     provenance(&mut out, suite);
     out.push_str("Metric definitions\n");
     for definition in METRIC_DEFINITIONS {

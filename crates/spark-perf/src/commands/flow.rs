@@ -15,7 +15,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use spark_load::{Engine, EngineConfig, JsonlSink, RecordSink, RunOptions, Scenario};
 use spark_report::render::{self, file_timestamp, text::TextStyle};
 use spark_results::{
-    EngineOutcome, EngineRun, RequestRecord, RunResults, SUITE_SCHEMA_VERSION, SuiteResults,
+    DisplacedContainer, EngineOutcome, EngineRun, RequestRecord, RunResults, SUITE_SCHEMA_VERSION,
+    SuiteResults,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -106,6 +107,7 @@ impl SuiteWriter {
                 complete: false,
                 stopped: Some("the run is still going on, or spark-perf was killed".to_owned()),
                 source,
+                displaced: Vec::new(),
                 engines: Vec::new(),
             },
         };
@@ -138,6 +140,12 @@ impl SuiteWriter {
         }
         self.suite.engines.push(engine);
         self.save()
+    }
+
+    /// Records the containers stopped because they were in the way (saved
+    /// with the next engine, and by `finish`).
+    pub(crate) fn set_displaced(&mut self, displaced: Vec<DisplacedContainer>) {
+        self.suite.displaced = displaced;
     }
 
     /// The results so far.

@@ -15,8 +15,11 @@ use anyhow::Context;
 use spark_load::{ApiKey, EngineConfig, Scenario, scenario};
 use spark_orchestrator::{
     ComposeProject, Docker, HealthOptions, InferenceService, LoadOptions, StartOptions,
+    StoppedContainer,
 };
-use spark_results::{EngineOutcome, EngineRun, Provenance, StartupCost};
+use spark_results::{
+    DisplacedContainer, EngineOutcome, EngineRun, Provenance, RestoreStatus, StartupCost,
+};
 
 use super::flow::{self, SuiteWriter};
 use super::lock;
@@ -31,9 +34,11 @@ use crate::EXIT_OK;
   spark-perf run --dry-run                         print the plan, start nothing
   spark-perf run --baseline reports/last-good/results.json   exit 1 on a regression")]
 pub struct RunOpts {
-    /// The compose file.
-    #[arg(long, short = 'f', default_value = "docker-compose.yml")]
-    pub compose: PathBuf,
+    /// The compose file (default: as `docker compose` looks: COMPOSE_FILE,
+    /// else compose.yaml, compose.yml, docker-compose.yaml or
+    /// docker-compose.yml in the current directory).
+    #[arg(long, short = 'f')]
+    pub compose: Option<PathBuf>,
     /// The `.env` file for interpolation (default: `.env` beside the compose file).
     #[arg(long)]
     pub env_file: Option<PathBuf>,
@@ -66,7 +71,8 @@ pub struct RunOpts {
     /// Give up on a service that is not healthy after this long (e.g. 30m, 90s).
     #[arg(long, value_parser = super::duration_arg, default_value = "30m")]
     pub health_timeout: Duration,
-    /// Time between two health probes.
+    /// Time between two health probes while the engine does not answer HTTP;
+    /// once it answers (a 503 while loading) it is probed every 200 ms.
     #[arg(long, value_parser = super::duration_arg, default_value = "3s")]
     pub health_interval: Duration,
     /// Directory of the reports (one subdirectory per run).
@@ -84,6 +90,11 @@ pub struct RunOpts {
     /// Pull images that are not present locally.
     #[arg(long)]
     pub pull: bool,
+    /// Leave the containers that were in an engine's way (another inference
+    /// container of the project, a container holding a needed host port)
+    /// stopped at the end, instead of starting them again.
+    #[arg(long)]
+    pub no_restore: bool,
     /// Print the plan and start nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -100,9 +111,13 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         env_file: opts.env_file.clone(),
         project_name: opts.project_name.clone(),
         profiles: opts.profile.clone(),
-        ..LoadOptions::with_process_env(vec![opts.compose.clone()])
+        ..LoadOptions::with_process_env(opts.compose.iter().cloned().collect())
     };
     let project = ComposeProject::load(&load)?;
+    let compose_file = project.config_files().first().map_or_else(
+        || "docker-compose.yml".to_owned(),
+        |f| f.display().to_string(),
+    );
     for warning in project.warnings() {
         eprintln!("warning: {warning}");
     }
@@ -113,7 +128,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
     if services.is_empty() {
         anyhow::bail!(
             "{}: no inference service to benchmark (mark one with `x-spark-perf: {{inference: true}}`, or check --only/--skip and profiles)",
-            opts.compose.display()
+            compose_file
         );
     }
     let scenarios = scenarios(
@@ -127,10 +142,10 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
 
-    let _lock = lock::acquire()?;
     let docker = Docker::connect().await?;
+    let _lock = lock::acquire(&docker.daemon_identity().await)?;
     let cancel = flow::interrupt_token();
-    let source = format!("{} (project {})", opts.compose.display(), project.name());
+    let source = format!("{compose_file} (project {})", project.name());
     let mut writer = SuiteWriter::create(&opts.output, source)?;
     eprintln!("writing results to {}", writer.dir().display());
     let progress = flow::progress();
@@ -143,25 +158,33 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         pull: opts.pull,
         keep: opts.keep,
     };
-    for service in &services {
-        if cancel.is_cancelled() {
-            break;
+    let benchmarked: anyhow::Result<()> = async {
+        for service in &services {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let engine = one_service(
+                &docker,
+                &project,
+                service,
+                &scenarios,
+                &health,
+                start,
+                api_key.clone(),
+                &writer,
+                &progress,
+                &cancel,
+            )
+            .await;
+            writer.set_displaced(displaced(&docker.displaced(), RestoreStatus::Pending));
+            writer.push(engine)?;
         }
-        let engine = one_service(
-            &docker,
-            &project,
-            service,
-            &scenarios,
-            &health,
-            start,
-            api_key.clone(),
-            &writer,
-            &progress,
-            &cancel,
-        )
-        .await;
-        writer.push(engine)?;
+        Ok(())
     }
+    .await;
+    // On every path (done, failed, Ctrl-C), what was in the way runs again.
+    restore(&docker, &mut writer, opts.no_restore).await?;
+    benchmarked?;
     flow::finish(
         &mut writer,
         &cancel,
@@ -169,6 +192,70 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         opts.threshold,
         opts.json,
     )
+}
+
+/// Starts the containers that were in the way again (unless `no_restore`),
+/// says so, and records it in the results.
+async fn restore(
+    docker: &Docker,
+    writer: &mut SuiteWriter,
+    no_restore: bool,
+) -> anyhow::Result<()> {
+    let stopped = docker.displaced();
+    if stopped.is_empty() {
+        return Ok(());
+    }
+    let records = if no_restore {
+        for container in &stopped {
+            eprintln!(
+                "left container {} stopped (--no-restore); `docker start {}` starts it again",
+                container.container, container.container
+            );
+        }
+        displaced(&stopped, RestoreStatus::LeftStopped)
+    } else {
+        docker
+            .restore_displaced()
+            .await
+            .into_iter()
+            .map(|outcome| {
+                let mut record = displaced(
+                    std::slice::from_ref(&outcome.container),
+                    RestoreStatus::Restored,
+                )
+                .remove(0);
+                match outcome.error {
+                    None => eprintln!("started container {} again", record.container),
+                    Some(error) => {
+                        eprintln!(
+                            "warning: cannot start container {} again: {error}",
+                            record.container
+                        );
+                        record.restore = RestoreStatus::Failed;
+                        record.restore_error = Some(error);
+                    }
+                }
+                record
+            })
+            .collect()
+    };
+    writer.set_displaced(records);
+    Ok(())
+}
+
+/// The results' record of displaced containers.
+fn displaced(stopped: &[StoppedContainer], restore: RestoreStatus) -> Vec<DisplacedContainer> {
+    stopped
+        .iter()
+        .map(|s| DisplacedContainer {
+            container: s.container.clone(),
+            project: s.project.clone(),
+            service: s.service.clone(),
+            reason: s.reason.clone(),
+            restore,
+            restore_error: None,
+        })
+        .collect()
 }
 
 /// Selected and overridden scenarios.
@@ -275,7 +362,7 @@ async fn one_service(
         Ok(stopped) => {
             for container in stopped {
                 eprintln!(
-                    "stopped container {}: {}",
+                    "stopped container {} ({}); it is started again at the end of the run",
                     container.container, container.reason
                 );
             }
@@ -298,24 +385,15 @@ async fn one_service(
         format!("{}: waiting for {}", service.name, service.health_url()),
     );
     let base_message = format!("{}: waiting for {}", service.name, service.health_url());
-    let healthy = {
-        let wait = running.wait_healthy(health);
-        tokio::pin!(wait);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                result = &mut wait => break Some(result),
-                () = cancel.cancelled() => break None,
-                _ = tick.tick() => {
-                    // The engine's own words while it loads (downloading,
-                    // loading weights, compiling graphs), secrets redacted.
-                    if let Some(line) = running.last_log_line().await {
-                        let line: String = line.chars().take(80).collect();
-                        spinner.set_message(format!("{base_message}: {line}"));
-                    }
-                }
-            }
-        }
+    // The engine's own words while it loads (downloading, loading weights,
+    // compiling graphs), secrets redacted; read beside the health gate, so
+    // the startup times stay exact.
+    let healthy = tokio::select! {
+        result = running.wait_healthy_reporting(health, |line| {
+            let line: String = line.chars().take(80).collect();
+            spinner.set_message(format!("{base_message}: {line}"));
+        }) => Some(result),
+        () = cancel.cancelled() => None,
     };
     spinner.finish_and_clear();
     let measured = match healthy {

@@ -1,0 +1,139 @@
+//! The strong verdict: tonight's value against the spread of the earlier
+//! comparable runs themselves.
+//!
+//! Centre and spread are the median and the median absolute deviation
+//! (scaled by 1.4826 to estimate a normal σ), so one bad night in the window
+//! neither moves the centre nor widens the band. The band is
+//! median ± [`K`] × σ × √(1 + π/2n): the last factor widens it for the
+//! uncertainty of a median of n runs. The p-value is one-sided, of a move at
+//! least this far in the bad direction, from Student's t with n − 1 degrees
+//! of freedom, so few runs give wide tails.
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use super::{Direction, Judged, Strength, relative_change};
+
+/// Half-width of the noise band in robust standard deviations.
+pub const K: f64 = 3.0;
+
+/// Floor of the spread, relative to the median: identical values (a
+/// deterministic engine) would otherwise make every wobble infinitely
+/// significant; the practical threshold still decides then.
+const MIN_RELATIVE_SPREAD: f64 = 0.002;
+
+/// The median of `values` (not empty, finite).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Median and robust σ (1.4826 × MAD, floored) of `values`.
+pub fn robust_spread(values: &[f64]) -> (f64, f64) {
+    let centre = median(values);
+    let deviations: Vec<f64> = values.iter().map(|v| (v - centre).abs()).collect();
+    let sigma = 1.4826 * median(&deviations);
+    let floor = (centre.abs() * MIN_RELATIVE_SPREAD).max(f64::MIN_POSITIVE);
+    (centre, sigma.max(floor))
+}
+
+/// Judges `value` against `history` (the earlier comparable runs' values,
+/// at least two). Non-finite history values are ignored; `None` when fewer
+/// than two remain or `value` is not finite.
+pub fn judge(history: &[f64], value: f64, direction: Direction) -> Option<Judged> {
+    let history: Vec<f64> = history.iter().copied().filter(|v| v.is_finite()).collect();
+    if history.len() < 2 || !value.is_finite() {
+        return None;
+    }
+    let n = history.len();
+    let (centre, sigma) = robust_spread(&history);
+    let scale = sigma * (1.0 + std::f64::consts::PI / (2.0 * n as f64)).sqrt();
+    let z = (value - centre) / scale;
+    let bad_z = match direction {
+        Direction::LowerIsBetter => z,
+        Direction::HigherIsBetter => -z,
+    };
+    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64).ok()?;
+    Some(Judged {
+        value,
+        reference: centre,
+        band: (centre - K * scale, centre + K * scale),
+        change: relative_change(value, centre),
+        p_value: t.sf(bad_z),
+        strength: Strength::Strong,
+        n_reference: n,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nightly::Call;
+
+    const NIGHTS: [f64; 8] = [100.0, 102.0, 98.5, 101.0, 99.0, 100.5, 97.8, 101.6];
+
+    #[test]
+    fn a_ten_percent_step_is_a_regression_and_drift_is_not() {
+        let slow = judge(&NIGHTS, 110.0, Direction::LowerIsBetter).expect("judged");
+        assert!(slow.p_value < 0.01, "{slow:?}");
+        assert_eq!(
+            slow.call(Direction::LowerIsBetter, 0.05, true),
+            Call::Regressed
+        );
+        // 3 % is inside the band and the threshold.
+        let drift = judge(&NIGHTS, 103.0, Direction::LowerIsBetter).expect("judged");
+        assert_eq!(
+            drift.call(Direction::LowerIsBetter, 0.05, true),
+            Call::Unchanged
+        );
+        assert!(drift.p_value > 0.05, "{drift:?}");
+        // The same step on a throughput is an improvement, not a regression.
+        let faster = judge(&NIGHTS, 110.0, Direction::HigherIsBetter).expect("judged");
+        assert!(faster.p_value > 0.99);
+        assert_eq!(
+            faster.call(Direction::HigherIsBetter, 0.05, false),
+            Call::Improved
+        );
+    }
+
+    #[test]
+    fn one_wild_night_in_the_window_does_not_widen_the_band() {
+        let mut nights = NIGHTS.to_vec();
+        nights.push(180.0);
+        let slow = judge(&nights, 110.0, Direction::LowerIsBetter).expect("judged");
+        assert!(slow.band.1 < 110.0, "{slow:?}");
+        assert_eq!(
+            slow.call(Direction::LowerIsBetter, 0.05, true),
+            Call::Regressed
+        );
+    }
+
+    #[test]
+    fn a_noisy_history_calls_a_ten_percent_move_noise() {
+        let noisy = [100.0, 120.0, 85.0, 110.0, 92.0, 125.0, 80.0];
+        let judged = judge(&noisy, 110.0, Direction::LowerIsBetter).expect("judged");
+        assert!(judged.band.1 > 110.0, "{judged:?}");
+        assert_eq!(
+            judged.call(Direction::LowerIsBetter, 0.05, true),
+            Call::Unchanged
+        );
+    }
+
+    #[test]
+    fn identical_nights_still_need_the_practical_threshold() {
+        let flat = [50.0; 6];
+        let small = judge(&flat, 51.0, Direction::LowerIsBetter).expect("judged");
+        assert!(small.p_value < 0.01);
+        assert_eq!(
+            small.call(Direction::LowerIsBetter, 0.05, true),
+            Call::Unchanged
+        );
+        assert!(judge(&[1.0], 2.0, Direction::LowerIsBetter).is_none());
+        assert!(judge(&flat, f64::NAN, Direction::LowerIsBetter).is_none());
+    }
+}
