@@ -222,6 +222,7 @@ fn scenario(name: &str, max_tokens: u32, requests: u32, concurrency: u32) -> Sce
             arrival: Arrival::Closed,
             shared_prefix_tokens: 0,
             exact_output: true,
+            duration_s: None,
         },
     }
 }

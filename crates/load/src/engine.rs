@@ -10,7 +10,7 @@ mod probe;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,6 +121,12 @@ pub(crate) struct EngineInner {
     shapes: Mutex<Shapes>,
     /// What the probes found that is not in [`EngineInfo`].
     discovered: Mutex<Discovered>,
+    /// Send `ignore_eos`/`min_tokens` for exact outputs: false once the
+    /// engine answered them with a 4xx (it would reject every request).
+    send_exact_output: AtomicBool,
+    /// Send `stream_options.include_usage`: false once the engine rejected
+    /// it (output tokens are then counted from chunks, and flagged).
+    send_stream_options: AtomicBool,
     /// Makes request ids (and so prompts) unique within this process.
     pub(crate) next_id: AtomicU64,
     /// Makes them unique across runs against the same engine.
@@ -136,6 +142,9 @@ type Shapes = HashMap<(Endpoint, u32, u32), Result<Calibrated, String>>;
 pub(crate) struct Discovered {
     /// The `/tokenize` dialect, when calibration uses one.
     pub(crate) tokenize_api: Option<TokenizeApi>,
+    /// How `/v1/completions` prompts are counted, once asked (chat's is
+    /// `EngineInfo::prompt_calibration`).
+    pub(crate) completions_method: Option<CalibrationMethod>,
 }
 
 /// uvicorn (vLLM, SGLang) closes idle keep-alive connections after 5 s; an
@@ -210,6 +219,8 @@ impl Engine {
                 }),
                 shapes: Mutex::new(HashMap::new()),
                 discovered: Mutex::new(Discovered::default()),
+                send_exact_output: AtomicBool::new(true),
+                send_stream_options: AtomicBool::new(true),
                 next_id: AtomicU64::new(0),
                 session,
             }),
@@ -220,7 +231,7 @@ impl Engine {
         let method = engine.probe_calibration(Endpoint::Chat).await;
         engine.update_info(|info| info.prompt_calibration = method);
         if config.probe_ignore_eos {
-            let honoured = engine.probe_ignore_eos(Endpoint::Chat).await;
+            let honoured = engine.probe_ignore_eos().await;
             engine.update_info(|info| info.ignore_eos_honoured = Some(honoured));
         }
         Ok(engine)
@@ -293,9 +304,29 @@ impl Engine {
         });
     }
 
-    /// How prompts of `endpoint` are counted.
-    pub(crate) async fn calibration_method(&self, _endpoint: Endpoint) -> CalibrationMethod {
-        self.info().prompt_calibration
+    /// How prompts of `endpoint` are counted: chat's was probed at connect,
+    /// completions' is probed on first use, on that endpoint (a base model
+    /// without a chat template gets exact lengths too).
+    pub(crate) async fn calibration_method(&self, endpoint: Endpoint) -> CalibrationMethod {
+        let chat = self.info().prompt_calibration;
+        if endpoint == Endpoint::Chat {
+            return chat;
+        }
+        if let Some(method) = self.discovered().completions_method {
+            return method;
+        }
+        let method = self.probe_method(Endpoint::Completions).await;
+        self.update_discovered(|d| d.completions_method = Some(method));
+        if method != chat {
+            self.update_info(|info| {
+                info.notes.push(format!(
+                    "/v1/completions prompts calibrated by {} (chat prompts: {})",
+                    method_name(method),
+                    method_name(chat)
+                ));
+            });
+        }
+        method
     }
 
     pub(crate) fn url(&self, endpoint: Endpoint) -> &str {
@@ -337,7 +368,7 @@ impl Engine {
         body.insert("max_tokens".into(), params.max_tokens.into());
         body.insert("temperature".into(), params.temperature.into());
         body.insert("stream".into(), params.stream.into());
-        if params.stream {
+        if params.stream && self.inner.send_stream_options.load(Ordering::Relaxed) {
             // Per-chunk (cumulative) usage where the engine supports it
             // (vLLM): tokens are counted from usage, not chunks, when a
             // chunk carries several (docs/METRICS.md).
@@ -346,11 +377,43 @@ impl Engine {
                 serde_json::json!({"include_usage": true, "continuous_usage_stats": true}),
             );
         }
-        if params.exact_output {
+        if params.exact_output && self.inner.send_exact_output.load(Ordering::Relaxed) {
             body.insert("ignore_eos".into(), true.into());
             body.insert("min_tokens".into(), params.max_tokens.into());
         }
         Bytes::from(serde_json::to_vec(&serde_json::Value::Object(body)).unwrap_or_default())
+    }
+
+    /// Whether a rejection of a stream's request names `stream_options`; if
+    /// so, and it is the first, streams are sent without it from now on
+    /// (true: retry the request once without it).
+    pub(crate) fn stream_options_rejected(&self, record: &spark_results::RequestRecord) -> bool {
+        let Some(failure) = &record.failure else {
+            return false;
+        };
+        let rejected = failure.http_status.is_some_and(|s| (400..500).contains(&s))
+            && failure.message.contains("stream_options");
+        if !rejected {
+            return false;
+        }
+        if self
+            .inner
+            .send_stream_options
+            .swap(false, Ordering::Relaxed)
+        {
+            let message = failure.message.clone();
+            self.update_info(|info| {
+                info.notes.push(format!(
+                    "the engine rejects stream_options ({message}): streams are sent without it, so output tokens are counted from chunks (output_tokens_estimated)"
+                ));
+            });
+        }
+        true
+    }
+
+    /// Whether streams still carry `stream_options`.
+    pub(crate) fn sends_stream_options(&self) -> bool {
+        self.inner.send_stream_options.load(Ordering::Relaxed)
     }
 
     /// A fresh id: unique per request, and the digits of its prompt.
@@ -367,6 +430,15 @@ pub(crate) struct BodyParams {
     pub(crate) temperature: f64,
     pub(crate) stream: bool,
     pub(crate) exact_output: bool,
+}
+
+/// A calibration method as the JSON names it.
+fn method_name(method: CalibrationMethod) -> &'static str {
+    match method {
+        CalibrationMethod::Tokenize => "tokenize",
+        CalibrationMethod::UsageProbe => "usage_probe",
+        CalibrationMethod::Estimate => "estimate",
+    }
 }
 
 /// `http://host:port` without a trailing `/` or `/v1`.

@@ -473,6 +473,8 @@ fn build_record(
         request_id: spec.request_id,
         scheduled_ms: spec.scheduled_ms,
         start_ms: ms(sent.saturating_duration_since(scenario_start)),
+        // Set by the runner, which knows the schedule.
+        lateness_ms: None,
         sent_mono_ns: clock.ns(sent),
         ttfb_ms: ttfb.map(|t| ms(t.duration_since(sent))),
         ttft_ms: ttft.map(ms),

@@ -1,8 +1,10 @@
 //! Running scenarios: workers, arrivals, the collector, early stops.
 //!
 //! A scenario runs `min(concurrency, requests)` worker tasks. Workers take
-//! the next request index from a shared atomic counter (the only thing they
-//! share), wait for its arrival time in open loop, send it, and hand the
+//! the next request index from a shared atomic counter (closed loop) or the
+//! next (index, due time) from the one arrival generator, locked once per
+//! request (open loop: arrivals are generated lazily, so memory does not grow
+//! with the requests), wait for its arrival time, send it, and hand the
 //! finished record to the collector over a channel: one message per
 //! request, nothing per token. Each worker keeps its own inter-token
 //! histogram and returns it when it ends, so the per-chunk path takes no
@@ -11,16 +13,22 @@
 //! Every loop is bounded by the request count; every wait by a timeout or
 //! the cancellation token.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use spark_results::{
-    Arrival, FailureClass, RequestRecord, RunResults, SCHEMA_VERSION, ScenarioAggregate,
-    ScenarioConfig, ScenarioResult,
+    Arrival, FailureClass, RequestRecord, RunResults, SCHEMA_VERSION, ScenarioConfig,
+    ScenarioResult,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+mod arrivals;
+mod collect;
+
+use arrivals::{Dispatch, arrival_schedule};
+use collect::Collector;
 
 use crate::engine::{BodyParams, Engine};
 use crate::histogram::LogHistogram;
@@ -138,7 +146,10 @@ pub async fn run_scenario(
 
     let stop = cancel.child_token();
     let start = Instant::now();
-    let schedule = arrival_schedule(&config.arrival, config.requests, options.seed);
+    let dispatch = match arrival_schedule(&config, options.seed) {
+        Some(arrivals) => Dispatch::Open(Mutex::new((0, arrivals))),
+        None => Dispatch::Closed(AtomicU32::new(0)),
+    };
     let shared = Arc::new(WorkerShared {
         engine: engine.clone(),
         scenario: scenario.name.clone(),
@@ -152,8 +163,7 @@ pub async fn run_scenario(
         },
         endpoint: config.endpoint,
         n_requests: config.requests,
-        next_idx: AtomicU32::new(0),
-        schedule,
+        dispatch,
         start,
         stop: stop.clone(),
     });
@@ -167,7 +177,7 @@ pub async fn run_scenario(
     }
     drop(tx);
 
-    let mut collector = Collector::default();
+    let mut collector = Collector::new(matches!(config.arrival, Arrival::Poisson { .. }));
     let mut records = Vec::new();
     let mut consecutive_failures = 0u32;
     let mut stopped = None;
@@ -215,6 +225,9 @@ pub async fn run_scenario(
     }
     if stopped.is_none() && cancel.is_cancelled() {
         stopped = Some("cancelled".to_owned());
+    }
+    if !engine.sends_stream_options() {
+        notes.push("stream_options not sent (the engine rejects it): output tokens are counted from chunks".to_owned());
     }
     ScenarioResult {
         name: scenario.name.clone(),
@@ -268,9 +281,7 @@ struct WorkerShared {
     params: BodyParams,
     endpoint: spark_results::Endpoint,
     n_requests: u32,
-    next_idx: AtomicU32,
-    /// Open loop: when each request is due, from `start`.
-    schedule: Option<Vec<Duration>>,
+    dispatch: Dispatch,
     start: Instant,
     stop: CancellationToken,
 }
@@ -286,15 +297,9 @@ async fn worker(
         if shared.stop.is_cancelled() {
             break;
         }
-        let request_idx = shared.next_idx.fetch_add(1, Ordering::Relaxed);
-        if request_idx >= shared.n_requests {
+        let Some((request_idx, due)) = shared.dispatch.next(shared.n_requests) else {
             break;
-        }
-        let due = shared
-            .schedule
-            .as_ref()
-            .and_then(|s| s.get(request_idx as usize))
-            .copied();
+        };
         if let Some(due) = due {
             tokio::select! {
                 () = tokio::time::sleep_until((shared.start + due).into()) => {}
@@ -303,8 +308,7 @@ async fn worker(
         }
         let id = shared.engine.next_request_id();
         let text = prompt::render(&shared.shape, id);
-        let body = shared.engine.body(shared.endpoint, &text, &shared.params);
-        let spec = RequestSpec {
+        let spec = |body| RequestSpec {
             scenario: shared.scenario.clone(),
             request_idx,
             request_id: format!("spark-{id:012}"),
@@ -315,8 +319,31 @@ async fn worker(
             exact_output: shared.params.exact_output,
             scheduled_ms: due.map(|d| d.as_secs_f64() * 1e3),
         };
-        let record =
-            request::execute(&shared.engine, spec, shared.start, &mut itl, &shared.stop).await;
+        let body = shared.engine.body(shared.endpoint, &text, &shared.params);
+        let mut record = request::execute(
+            &shared.engine,
+            spec(body),
+            shared.start,
+            &mut itl,
+            &shared.stop,
+        )
+        .await;
+        if shared.engine.stream_options_rejected(&record) {
+            // Once, without the field the engine rejected (the engine now
+            // leaves it out of every body).
+            let body = shared.engine.body(shared.endpoint, &text, &shared.params);
+            record = request::execute(
+                &shared.engine,
+                spec(body),
+                shared.start,
+                &mut itl,
+                &shared.stop,
+            )
+            .await;
+        }
+        if let Some(scheduled) = record.scheduled_ms {
+            record.lateness_ms = Some((record.start_ms - scheduled).max(0.0));
+        }
         if tx.send(record).is_err() {
             break;
         }
@@ -324,164 +351,9 @@ async fn worker(
     itl
 }
 
-/// Poisson arrival times (exponential gaps), or `None` for a closed loop.
-fn arrival_schedule(arrival: &Arrival, n_requests: u32, seed: u64) -> Option<Vec<Duration>> {
-    let Arrival::Poisson { rate_rps } = *arrival else {
-        return None;
-    };
-    let mut state = seed ^ 0x5eed_5eed_5eed_5eed;
-    let mut at = 0.0f64;
-    let mut times = Vec::with_capacity(n_requests as usize);
-    for _ in 0..n_requests {
-        times.push(Duration::from_secs_f64(at));
-        // Uniform in (0, 1] from splitmix64, then an exponential gap.
-        let u = ((splitmix64(&mut state) >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        at += -u.ln() / rate_rps;
-    }
-    Some(times)
-}
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Streaming aggregates of a scenario (memory independent of the requests).
-#[derive(Debug, Default)]
-struct Collector {
-    n_requests: u32,
-    n_ok: u32,
-    failures_by_class: std::collections::BTreeMap<String, u32>,
-    n_short: u32,
-    n_estimated: u32,
-    first_start_ms: Option<f64>,
-    last_end_ms: Option<f64>,
-    input_tokens: u64,
-    /// Successful requests without `usage.prompt_tokens`: the input total is unknown.
-    n_ok_without_input: u32,
-    output_tokens: u64,
-    ttft: LogHistogram,
-    ttfo: LogHistogram,
-    reasoning_tokens: LogHistogram,
-    tpot: LogHistogram,
-    e2e: LogHistogram,
-    prompt_rate: LogHistogram,
-    decode_rate: LogHistogram,
-    output_rate: LogHistogram,
-}
-
-/// ms → ns for the histograms.
-fn ns(ms: f64) -> u64 {
-    (ms * 1e6).round().max(0.0) as u64
-}
-
-/// tok/s → milli-tok/s for the histograms.
-fn milli(rate: f64) -> u64 {
-    (rate * 1e3).round().max(0.0) as u64
-}
-
-impl Collector {
-    fn add(&mut self, r: &RequestRecord) {
-        self.n_requests += 1;
-        let end_ms = r.start_ms + r.e2e_ms;
-        self.first_start_ms = Some(
-            self.first_start_ms
-                .map_or(r.start_ms, |s| s.min(r.start_ms)),
-        );
-        self.last_end_ms = Some(self.last_end_ms.map_or(end_ms, |e| e.max(end_ms)));
-        if let Some(f) = &r.failure {
-            *self
-                .failures_by_class
-                .entry(f.class.as_str().to_owned())
-                .or_default() += 1;
-            return;
-        }
-        self.n_ok += 1;
-        self.n_short += u32::from(r.short_output);
-        self.n_estimated += u32::from(r.output_tokens_estimated);
-        self.input_tokens += u64::from(r.input_tokens.unwrap_or(0));
-        self.n_ok_without_input += u32::from(r.input_tokens.is_none());
-        self.output_tokens += u64::from(r.output_tokens.unwrap_or(0));
-        if let Some(v) = r.ttft_ms {
-            self.ttft.record(ns(v));
-        }
-        if let Some(v) = r.tpot_ms {
-            self.tpot.record(ns(v));
-        }
-        if let Some(v) = r.ttfo_ms {
-            self.ttfo.record(ns(v));
-        }
-        if let Some(n) = r.reasoning_tokens {
-            self.reasoning_tokens.record(u64::from(n));
-        }
-        self.e2e.record(ns(r.e2e_ms));
-        if let Some(v) = r.prompt_tok_s {
-            self.prompt_rate.record(milli(v));
-        }
-        if let Some(v) = r.decode_tok_s {
-            self.decode_rate.record(milli(v));
-        }
-        if let Some(v) = r.output_tok_s {
-            self.output_rate.record(milli(v));
-        }
-    }
-
-    fn finish(self, itl: &LogHistogram) -> ScenarioAggregate {
-        let duration_s = match (self.first_start_ms, self.last_end_ms) {
-            (Some(s), Some(e)) => ((e - s) / 1e3).max(0.0),
-            _ => 0.0,
-        };
-        let per_s = |x: f64| {
-            if duration_s > 0.0 {
-                x / duration_s
-            } else {
-                0.0
-            }
-        };
-        let input_tokens = (self.n_ok_without_input == 0).then_some(self.input_tokens);
-        ScenarioAggregate {
-            n_requests: self.n_requests,
-            n_ok: self.n_ok,
-            n_failed: self.n_requests - self.n_ok,
-            failures_by_class: self.failures_by_class,
-            n_short_outputs: self.n_short,
-            n_estimated_output_tokens: self.n_estimated,
-            duration_s,
-            input_tokens_total: input_tokens,
-            output_tokens_total: self.output_tokens,
-            request_throughput_rps: per_s(f64::from(self.n_ok)),
-            input_throughput_tok_s: input_tokens.map(|n| per_s(n as f64)),
-            output_throughput_tok_s: per_s(self.output_tokens as f64),
-            ttft_ms: self.ttft.distribution(1e6),
-            ttfo_ms: self.ttfo.distribution(1e6),
-            reasoning_tokens: self.reasoning_tokens.distribution(1.0),
-            tpot_ms: self.tpot.distribution(1e6),
-            itl_ms: itl.distribution(1e6),
-            e2e_ms: self.e2e.distribution(1e6),
-            prompt_tok_s: self.prompt_rate.distribution(1e3),
-            decode_tok_s: self.decode_rate.distribution(1e3),
-            output_tok_s: self.output_rate.distribution(1e3),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn poisson_schedule_has_the_asked_rate() {
-        let times =
-            arrival_schedule(&Arrival::Poisson { rate_rps: 50.0 }, 20_000, 7).expect("open loop");
-        let span = times.last().expect("times").as_secs_f64();
-        let rate = (times.len() - 1) as f64 / span;
-        assert!((rate - 50.0).abs() < 2.0, "rate {rate}");
-        assert!(times.windows(2).all(|w| w[0] <= w[1]));
-        assert!(arrival_schedule(&Arrival::Closed, 10, 0).is_none());
-    }
 
     #[test]
     fn a_context_of_zero_is_unknown_and_clamps_nothing() {

@@ -18,6 +18,7 @@
 //! requests = 20
 //! concurrency = 4
 //! rate_rps = 1.5          # open loop, Poisson arrivals
+//! duration_s = 60         # open loop: 60 s of arrivals (`requests` is then a cap)
 //! shared_prefix_tokens = 3000
 //! ```
 
@@ -57,6 +58,8 @@ struct ScenarioToml {
     concurrency: Option<u32>,
     /// Open loop at this many requests per second (Poisson); absent: closed loop.
     rate_rps: Option<f64>,
+    /// Open loop: seconds of arrivals.
+    duration_s: Option<f64>,
     shared_prefix_tokens: Option<u32>,
     exact_output: Option<bool>,
 }
@@ -80,6 +83,8 @@ pub struct Overrides {
     pub max_tokens: Option<u32>,
     /// Endpoint.
     pub endpoint: Option<Endpoint>,
+    /// Seconds of arrivals of every open-loop scenario.
+    pub duration_s: Option<f64>,
 }
 
 fn config(
@@ -99,6 +104,7 @@ fn config(
         arrival: Arrival::Closed,
         shared_prefix_tokens: 0,
         exact_output: true,
+        duration_s: None,
     }
 }
 
@@ -114,6 +120,13 @@ fn scenario(name: &str, group: &str, config: ScenarioConfig) -> Scenario {
 /// Request rates of the default rate sweep, requests per second.
 pub const RATE_SWEEP_RPS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 
+/// Seconds of arrivals at each rate of the sweep: long enough for a steady
+/// window that ramp-up and drain do not dominate.
+pub const RATE_SWEEP_DURATION_S: f64 = 30.0;
+
+/// Requests of one rate of the sweep at most (a bound; time sizes it).
+const RATE_SWEEP_MAX_REQUESTS: u32 = 1_000_000;
+
 /// Every built-in scenario, in run order.
 ///
 /// - `warmup`: one ~50-token request, 50 tokens out, discarded.
@@ -126,9 +139,10 @@ pub const RATE_SWEEP_RPS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 /// - `sequential`: 10 × 128 in / 128 out, one at a time (ROCm report).
 /// - `throughput`: closed loop, concurrency 16, 64 requests, 256 in / 256
 ///   out, temperature 0 (RTX Pro 6000 and ROCm reports).
-/// - `rate-sweep`: open loop, Poisson arrivals at [`RATE_SWEEP_RPS`], 32
-///   requests each (at most 256 in flight), 256 in / 256 out, to find the
-///   saturation point. Not in the default selection: it takes minutes.
+/// - `rate-sweep`: open loop, Poisson arrivals at [`RATE_SWEEP_RPS`] for
+///   [`RATE_SWEEP_DURATION_S`] each (at most 256 in flight), 256 in / 256
+///   out, to find the saturation point. Not in the default selection: it
+///   takes minutes.
 pub fn builtin() -> Vec<Scenario> {
     let mut all = vec![
         Scenario {
@@ -158,8 +172,9 @@ pub fn builtin() -> Vec<Scenario> {
         config(256, 256, 0.0, 64, 16),
     ));
     for &rate in RATE_SWEEP_RPS {
-        let mut c = config(256, 256, 0.0, 32, 256);
+        let mut c = config(256, 256, 0.0, RATE_SWEEP_MAX_REQUESTS, 256);
         c.arrival = Arrival::Poisson { rate_rps: rate };
+        c.duration_s = Some(RATE_SWEEP_DURATION_S);
         all.push(scenario(&format!("rate-{rate}"), "rate-sweep", c));
     }
     all
@@ -246,6 +261,9 @@ pub fn from_toml(text: &str) -> Result<Vec<Scenario>, String> {
         if let Some(v) = table.rate_rps {
             c.arrival = Arrival::Poisson { rate_rps: v };
         }
+        if let Some(v) = table.duration_s {
+            c.duration_s = Some(v);
+        }
         if let Some(v) = table.shared_prefix_tokens {
             c.shared_prefix_tokens = v;
         }
@@ -281,6 +299,14 @@ fn validate(s: &Scenario) -> Result<(), String> {
         && !(rate_rps > 0.0 && rate_rps.is_finite())
     {
         return bad("rate_rps must be a positive number");
+    }
+    if let Some(d) = c.duration_s {
+        if !(d > 0.0 && d <= 7.0 * 86_400.0) {
+            return bad("duration_s must be a positive number of seconds, at most a week");
+        }
+        if c.arrival == Arrival::Closed {
+            return bad("duration_s sizes an open loop: set rate_rps too");
+        }
     }
     if c.shared_prefix_tokens > c.input_tokens {
         return bad("shared_prefix_tokens cannot exceed input_tokens");
@@ -350,6 +376,12 @@ pub fn apply_overrides(scenarios: &mut [Scenario], overrides: &Overrides) {
         if let Some(v) = overrides.endpoint {
             s.config.endpoint = v;
         }
+        if let Some(v) = overrides.duration_s
+            && matches!(s.config.arrival, Arrival::Poisson { .. })
+            && v > 0.0
+        {
+            s.config.duration_s = Some(v);
+        }
     }
 }
 
@@ -414,6 +446,15 @@ mod tests {
         assert_eq!(rag.config.arrival, Arrival::Poisson { rate_rps: 1.5 });
         assert_eq!(rag.config.endpoint, Endpoint::Completions);
         assert_eq!(rag.config.max_tokens, 256);
+        let rate = builtin()
+            .into_iter()
+            .find(|s| s.name == "rate-4")
+            .expect("built in");
+        assert_eq!(rate.config.duration_s, Some(RATE_SWEEP_DURATION_S));
+        let timed = from_toml("[[scenario]]\nname = \"rate-4\"\nduration_s = 5\n").expect("valid");
+        let rate = timed.iter().find(|s| s.name == "rate-4").expect("built in");
+        assert_eq!(rate.config.duration_s, Some(5.0));
+        assert!(from_toml("[[scenario]]\nname = \"x\"\nduration_s = 5\n").is_err());
         assert!(from_toml("[[scenario]]\nname = \"x\"\nbogus = 1\n").is_err());
         assert!(from_toml("[[scenario]]\nname = \"x\"\nrequests = 0\n").is_err());
     }

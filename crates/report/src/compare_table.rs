@@ -201,6 +201,12 @@ pub fn scenario_title(scenario: &ScenarioResult) -> String {
             )
         }
     };
+    if let Some(duration_s) = config.duration_s {
+        return format!(
+            "{}: {duration_s} s of arrivals, {arrival}, {} → {} tokens",
+            scenario.name, config.input_tokens, config.max_tokens
+        );
+    }
     format!(
         "{}: {} requests, {arrival}, {} → {} tokens",
         scenario.name, config.requests, config.input_tokens, config.max_tokens
@@ -219,6 +225,16 @@ fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
         scenarios
             .iter()
             .map(|scenario| scenario.map(|s| pick(&s.aggregate)))
+            .collect::<Vec<_>>()
+    };
+    let open = |pick: fn(&spark_results::OpenLoopAggregate) -> Option<f64>| {
+        scenarios
+            .iter()
+            .map(|scenario| {
+                scenario
+                    .and_then(|s| s.aggregate.open_loop.as_ref())
+                    .and_then(pick)
+            })
             .collect::<Vec<_>>()
     };
     let latency = |metric, cells| Row {
@@ -293,6 +309,33 @@ fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
             format: Format::Count,
             cells: agg(|a| f64::from(a.n_failed)),
         },
+        // Open loop only (N/A rows are dropped in closed loop): latencies
+        // from the scheduled send, so late sends cannot flatter an engine.
+        latency(
+            "TTFT p50 from schedule",
+            open(|o| o.ttft_from_scheduled_ms.p50),
+        ),
+        latency(
+            "TTFT p99 from schedule",
+            open(|o| o.ttft_from_scheduled_ms.p99),
+        ),
+        latency(
+            "E2E p50 from schedule",
+            open(|o| o.e2e_from_scheduled_ms.p50),
+        ),
+        latency("send lateness p99", open(|o| o.lateness_ms.p99)),
+        speed(
+            "steady output throughput",
+            "tok/s",
+            Format::OneDecimal,
+            open(|o| o.steady_output_throughput_tok_s),
+        ),
+        speed(
+            "steady requests",
+            "req/s",
+            Format::TwoDecimals,
+            open(|o| o.steady_request_throughput_rps),
+        ),
     ]);
     rows
 }

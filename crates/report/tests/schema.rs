@@ -44,6 +44,42 @@ fn the_schema_rejects_unknown_keys_and_wrong_types() {
 }
 
 #[test]
+fn open_loop_and_not_run_fields_conform() {
+    let mut suite = common::suite();
+    let results = suite.engines[0].results.as_mut().expect("results");
+    let mut open = results.scenarios[0].clone();
+    open.name = "rate-4".to_owned();
+    open.config.arrival = spark_results::Arrival::Poisson { rate_rps: 4.0 };
+    open.config.duration_s = Some(30.0);
+    open.aggregate.open_loop = Some(spark_results::OpenLoopAggregate {
+        lateness_ms: open.aggregate.ttft_ms.clone(),
+        ttft_from_scheduled_ms: open.aggregate.ttft_ms.clone(),
+        e2e_from_scheduled_ms: open.aggregate.e2e_ms.clone(),
+        steady_window_start_s: 3.0,
+        steady_window_end_s: 30.0,
+        steady_n_ok: 100,
+        steady_request_throughput_rps: Some(3.7),
+        steady_output_throughput_tok_s: None,
+    });
+    let mut not_run = results.scenarios[0].clone();
+    not_run.name = "long-context-32k".to_owned();
+    not_run.not_run = Some("could not calibrate a prompt of 32768 tokens".to_owned());
+    results.scenarios.push(open);
+    results.scenarios.push(not_run);
+    let json: serde_json::Value = serde_json::from_str(&render::json(&suite)).expect("JSON");
+    let errors = errors(&schema(), &json);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The reports say N/A and why for the scenario that was not run.
+    let flags = render::flags(&suite);
+    assert!(
+        flags
+            .iter()
+            .any(|f| f.contains("long-context-32k: N/A, not run: could not calibrate")),
+        "{flags:#?}"
+    );
+}
+
+#[test]
 fn the_schema_knows_the_displaced_containers() {
     let mut suite = common::suite();
     suite.displaced = vec![spark_results::DisplacedContainer {

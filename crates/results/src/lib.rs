@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 mod suite;
 
+// `OpenLoopAggregate` is defined below, beside `ScenarioAggregate`.
 pub use suite::{
     DisplacedContainer, EngineOutcome, EngineRun, Provenance, RestoreStatus, SUITE_SCHEMA_VERSION,
     StartupCost, SuiteResults,
@@ -157,6 +158,10 @@ pub struct ScenarioConfig {
     /// Whether requests asked for exactly `max_tokens` (`ignore_eos`,
     /// `min_tokens`).
     pub exact_output: bool,
+    /// Open loop: seconds of arrivals (`requests` is then a cap); absent:
+    /// sized by `requests` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
 }
 
 /// One request, as measured by the client.
@@ -177,6 +182,10 @@ pub struct RequestRecord {
     pub scheduled_ms: Option<f64>,
     /// When it was sent, ms from the scenario's start.
     pub start_ms: f64,
+    /// Open loop: `start_ms − scheduled_ms`, how late it was sent (all
+    /// workers busy, or the client behind); absent in closed loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lateness_ms: Option<f64>,
     /// When it was sent, CLOCK_MONOTONIC ns.
     pub sent_mono_ns: u64,
     /// Time to the response head (status line and headers).
@@ -366,6 +375,37 @@ pub struct ScenarioAggregate {
     pub decode_tok_s: Distribution,
     /// Per-request output tok/s (output tokens / E2E).
     pub output_tok_s: Distribution,
+    /// Open loop only: latencies from the scheduled send time, lateness and
+    /// the steady window's throughput; absent in closed loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_loop: Option<OpenLoopAggregate>,
+}
+
+/// What an open-loop scenario measured beyond the closed-loop aggregates,
+/// so that neither an overloaded engine nor a lagging client can look
+/// better than it is (no coordinated omission; docs/METRICS.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenLoopAggregate {
+    /// How late each request was sent (`lateness_ms` of the records), over
+    /// every request sent.
+    pub lateness_ms: Distribution,
+    /// Lateness + TTFT over successful requests: what a user arriving at the
+    /// scheduled time waited for the first token.
+    pub ttft_from_scheduled_ms: Distribution,
+    /// Lateness + E2E over successful requests.
+    pub e2e_from_scheduled_ms: Distribution,
+    /// The steady window, seconds from the scenario's start: from 10 % of
+    /// the arrival span (ramp-up excluded) to the last scheduled arrival
+    /// (drain excluded).
+    pub steady_window_start_s: f64,
+    /// End of the steady window.
+    pub steady_window_end_s: f64,
+    /// Successful requests that ended inside the steady window.
+    pub steady_n_ok: u32,
+    /// `steady_n_ok` per second of the window; `null` for an empty window.
+    pub steady_request_throughput_rps: Option<f64>,
+    /// Output tokens of the requests that ended inside the window, per second of it.
+    pub steady_output_throughput_tok_s: Option<f64>,
 }
 
 /// Summary of one metric; `null` fields when there was no sample.

@@ -64,6 +64,7 @@ fn request(idx: u32, ttft_ms: f64, failed: bool) -> RequestRecord {
         request_id: format!("req-{idx}"),
         scheduled_ms: None,
         start_ms: f64::from(idx) * 100.0,
+        lateness_ms: None,
         sent_mono_ns: 1_000 + u64::from(idx),
         ttfb_ms: Some(ttft_ms / 2.0),
         ttft_ms: Some(ttft_ms),
@@ -134,6 +135,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
         prompt_tok_s: of(|r| r.prompt_tok_s),
         decode_tok_s: of(|r| r.decode_tok_s),
         output_tok_s: of(|r| r.output_tok_s),
+        open_loop: None,
     };
     let scenario = ScenarioResult {
         name: "latency".to_owned(),
@@ -147,6 +149,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
             arrival: Arrival::Closed,
             shared_prefix_tokens: 0,
             exact_output: true,
+            duration_s: None,
         },
         discarded: false,
         notes: Vec::new(),

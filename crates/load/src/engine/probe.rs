@@ -6,6 +6,7 @@
 //! Every probe is bounded by a timeout that grows with the prompt it sends
 //! (a usage probe of a 32K-token prompt is a full prefill on a slow engine).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -243,9 +244,28 @@ impl Engine {
         Ok((usage.prompt_tokens, usage.completion_tokens))
     }
 
-    /// How prompts of `endpoint` will be counted: a tokenizer endpoint (vLLM's,
-    /// then llama-server's), else usage probes, else estimates.
+    /// How prompts of `endpoint` will be counted, with a note unless exact
+    /// by `/tokenize`.
     pub(crate) async fn probe_calibration(&self, endpoint: Endpoint) -> CalibrationMethod {
+        let method = self.probe_method(endpoint).await;
+        let note = match method {
+            CalibrationMethod::Tokenize => None,
+            CalibrationMethod::UsageProbe => Some(
+                "no /tokenize endpoint: prompt lengths calibrated with max_tokens=1 usage probes",
+            ),
+            CalibrationMethod::Estimate => {
+                Some("neither /tokenize nor usage answered: prompt lengths are estimates")
+            }
+        };
+        if let Some(note) = note {
+            self.update_info(|info| info.notes.push(note.to_owned()));
+        }
+        method
+    }
+
+    /// A tokenizer endpoint that counts prompts of `endpoint` (vLLM's, then
+    /// llama-server's), else usage probes on `endpoint`, else estimates.
+    pub(crate) async fn probe_method(&self, endpoint: Endpoint) -> CalibrationMethod {
         let text = "Hello there.";
         for api in [TokenizeApi::Vllm, TokenizeApi::LlamaCpp] {
             if self.tokenize(api, endpoint, text).await.is_ok() {
@@ -254,52 +274,84 @@ impl Engine {
             }
         }
         // Twice: one transient failure must not leave every prompt an estimate.
-        let mut usage = self.usage_probe(endpoint, text).await;
-        if usage.is_err() {
-            usage = self.usage_probe(endpoint, text).await;
+        for _ in 0..2 {
+            if self.usage_probe(endpoint, text).await.is_ok() {
+                return CalibrationMethod::UsageProbe;
+            }
         }
-        if usage.is_ok() {
-            self.update_info(|info| {
-                info.notes.push("no /tokenize endpoint: prompt lengths calibrated with max_tokens=1 usage probes".to_owned());
-            });
-            return CalibrationMethod::UsageProbe;
-        }
-        self.update_info(|info| {
-            info.notes.push(
-                "neither /tokenize nor usage answered: prompt lengths are estimates".to_owned(),
-            );
-        });
         CalibrationMethod::Estimate
     }
 
-    /// Whether asking for exactly N tokens gives N tokens.
-    pub(crate) async fn probe_ignore_eos(&self, endpoint: Endpoint) -> bool {
-        const N: u32 = 24;
-        let params = BodyParams {
-            max_tokens: N,
+    /// Whether asking for exactly N tokens gives N tokens, on chat or, when
+    /// chat itself fails (a base model without a chat template), on
+    /// completions. A 4xx to the fields themselves (the same request without
+    /// them succeeds) means they are never sent again.
+    pub(crate) async fn probe_ignore_eos(&self) -> bool {
+        let mut outcome = self.probe_exact_output(Endpoint::Chat).await;
+        if let ExactOutput::EndpointFailed(_) = outcome {
+            let completions = self.probe_exact_output(Endpoint::Completions).await;
+            if !matches!(completions, ExactOutput::EndpointFailed(_)) {
+                outcome = completions;
+            }
+        }
+        let note = match outcome {
+            ExactOutput::Honoured => return true,
+            ExactOutput::NotHonoured(got) => format!(
+                "ignore_eos/min_tokens not honoured (asked {EXACT_PROBE_TOKENS} tokens, got {got}): outputs may be shorter than asked and are flagged"
+            ),
+            ExactOutput::Rejected(message) => {
+                self.inner.send_exact_output.store(false, Ordering::Relaxed);
+                format!(
+                    "the engine rejects ignore_eos/min_tokens ({message}): they are not sent; outputs may be shorter than asked and are flagged"
+                )
+            }
+            ExactOutput::EndpointFailed(message) => format!(
+                "ignore_eos/min_tokens probe failed ({message}); outputs may be shorter than asked"
+            ),
+        };
+        self.update_info(|info| info.notes.push(note));
+        false
+    }
+
+    async fn probe_exact_output(&self, endpoint: Endpoint) -> ExactOutput {
+        let exact = BodyParams {
+            max_tokens: EXACT_PROBE_TOKENS,
             temperature: 0.0,
             stream: false,
             exact_output: true,
         };
-        match self.generate_once(endpoint, "Say yes.", &params).await {
-            Ok((_, Some(n))) if n == N => true,
+        match self.generate_once(endpoint, "Say yes.", &exact).await {
+            Ok((_, Some(n))) if n == EXACT_PROBE_TOKENS => ExactOutput::Honoured,
             Ok((_, got)) => {
-                self.update_info(|info| {
-                    info.notes.push(format!(
-                        "ignore_eos/min_tokens not honoured (asked {N} tokens, got {}): outputs may be shorter than asked and are flagged",
-                        got.map_or("no usage".to_owned(), |n| n.to_string())
-                    ));
-                });
-                false
+                ExactOutput::NotHonoured(got.map_or("no usage".to_owned(), |n| n.to_string()))
             }
-            Err(message) => {
-                self.update_info(|info| {
-                    info.notes.push(format!("ignore_eos/min_tokens probe failed ({message}); outputs may be shorter than asked"));
-                });
-                false
+            Err(message) if message.starts_with("HTTP 4") => {
+                let plain = BodyParams {
+                    exact_output: false,
+                    ..exact
+                };
+                match self.generate_once(endpoint, "Say yes.", &plain).await {
+                    Ok(_) => ExactOutput::Rejected(message),
+                    Err(other) => ExactOutput::EndpointFailed(other),
+                }
             }
+            Err(message) => ExactOutput::EndpointFailed(message),
         }
     }
+}
+
+/// Tokens asked for by the exact-output probe.
+const EXACT_PROBE_TOKENS: u32 = 24;
+
+/// What the exact-output probe found.
+enum ExactOutput {
+    Honoured,
+    /// Accepted, but another length came back (the count, or "no usage").
+    NotHonoured(String),
+    /// A 4xx that the same request without the fields does not get.
+    Rejected(String),
+    /// The endpoint fails with or without the fields.
+    EndpointFailed(String),
 }
 
 /// A failed probe request, saying so plainly when it ran out of time.

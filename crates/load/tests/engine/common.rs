@@ -167,6 +167,7 @@ pub fn scenario(
             arrival: Arrival::Closed,
             shared_prefix_tokens: 0,
             exact_output: true,
+            duration_s: None,
         },
     }
 }

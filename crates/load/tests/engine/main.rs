@@ -12,3 +12,5 @@ mod faults;
 mod framing;
 mod lengths;
 mod llamacpp;
+mod openloop;
+mod probes;

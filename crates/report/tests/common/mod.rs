@@ -36,6 +36,7 @@ fn scenario(name: &str, speed: f64, n_failed: u32) -> ScenarioResult {
             arrival: Arrival::Closed,
             shared_prefix_tokens: 0,
             exact_output: true,
+            duration_s: None,
         },
         discarded: false,
         notes: Vec::new(),
@@ -63,6 +64,7 @@ fn scenario(name: &str, speed: f64, n_failed: u32) -> ScenarioResult {
             prompt_tok_s: dist(9000.0 * speed, 9300.0 * speed, 3400.0 * speed),
             decode_tok_s: dist(66.0 * speed, 67.0 * speed, 55.0 * speed),
             output_tok_s: dist(64.0 * speed, 65.0 * speed, 53.0 * speed),
+            open_loop: None,
         },
         requests: Vec::new(),
     }

@@ -119,6 +119,7 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
                 EndpointArg::Chat => Endpoint::Chat,
                 EndpointArg::Completions => Endpoint::Completions,
             }),
+            ..Overrides::default()
         },
     );
     let dir = opts

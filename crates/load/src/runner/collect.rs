@@ -1,0 +1,205 @@
+//! The streaming aggregates of a scenario: histograms and counters that
+//! take each record once, so memory does not grow with the requests.
+
+use spark_results::{OpenLoopAggregate, RequestRecord, ScenarioAggregate};
+
+use crate::histogram::LogHistogram;
+
+/// Streaming aggregates of a scenario (memory independent of the requests).
+#[derive(Debug, Default)]
+pub(super) struct Collector {
+    n_requests: u32,
+    n_ok: u32,
+    failures_by_class: std::collections::BTreeMap<String, u32>,
+    n_short: u32,
+    n_estimated: u32,
+    first_start_ms: Option<f64>,
+    last_end_ms: Option<f64>,
+    input_tokens: u64,
+    /// Successful requests without `usage.prompt_tokens`: the input total is unknown.
+    n_ok_without_input: u32,
+    output_tokens: u64,
+    ttft: LogHistogram,
+    ttfo: LogHistogram,
+    reasoning_tokens: LogHistogram,
+    tpot: LogHistogram,
+    e2e: LogHistogram,
+    prompt_rate: LogHistogram,
+    decode_rate: LogHistogram,
+    output_rate: LogHistogram,
+    open_loop: Option<OpenLoopCollector>,
+}
+
+/// Width of the buckets of request ends that the steady window is cut from.
+const STEADY_BUCKET_MS: f64 = 100.0;
+
+/// Open-loop aggregates; memory grows with the scenario's duration (one
+/// bucket per 100 ms), never with its requests.
+#[derive(Debug, Default)]
+struct OpenLoopCollector {
+    lateness: LogHistogram,
+    ttft_from_scheduled: LogHistogram,
+    e2e_from_scheduled: LogHistogram,
+    last_scheduled_ms: f64,
+    /// Per 100 ms of end time: successful requests and their output tokens.
+    ends: Vec<(u32, u64)>,
+}
+
+impl OpenLoopCollector {
+    fn add(&mut self, r: &RequestRecord) {
+        let (Some(scheduled), Some(lateness)) = (r.scheduled_ms, r.lateness_ms) else {
+            return;
+        };
+        self.last_scheduled_ms = self.last_scheduled_ms.max(scheduled);
+        self.lateness.record(ns(lateness));
+        if !r.is_ok() {
+            return;
+        }
+        if let Some(ttft) = r.ttft_ms {
+            self.ttft_from_scheduled.record(ns(lateness + ttft));
+        }
+        self.e2e_from_scheduled.record(ns(lateness + r.e2e_ms));
+        let bucket = ((r.start_ms + r.e2e_ms) / STEADY_BUCKET_MS).max(0.0) as usize;
+        // Bounded: a scenario's end times are bounded by its request limits.
+        if self.ends.len() <= bucket {
+            self.ends.resize(bucket + 1, (0, 0));
+        }
+        self.ends[bucket].0 += 1;
+        self.ends[bucket].1 += u64::from(r.output_tokens.unwrap_or(0));
+    }
+
+    /// The steady window is [10 % of the arrival span, the last arrival]:
+    /// ramp-up (an empty engine filling) and drain (no new arrivals) are
+    /// left out. Requests count by the 100 ms bucket their end falls in.
+    fn finish(self) -> OpenLoopAggregate {
+        let end_s = self.last_scheduled_ms / 1e3;
+        let start_s = end_s * 0.1;
+        let first = (start_s * 1e3 / STEADY_BUCKET_MS).ceil() as usize;
+        let last = (end_s * 1e3 / STEADY_BUCKET_MS).floor() as usize;
+        let (n_ok, tokens) = self
+            .ends
+            .iter()
+            .enumerate()
+            .filter(|(idx, _)| (first..last).contains(idx))
+            .fold((0u32, 0u64), |(n, t), (_, &(bn, bt))| (n + bn, t + bt));
+        let window_s = (last.saturating_sub(first)) as f64 * STEADY_BUCKET_MS / 1e3;
+        let per_s = |x: f64| (window_s > 0.0).then(|| x / window_s);
+        OpenLoopAggregate {
+            lateness_ms: self.lateness.distribution(1e6),
+            ttft_from_scheduled_ms: self.ttft_from_scheduled.distribution(1e6),
+            e2e_from_scheduled_ms: self.e2e_from_scheduled.distribution(1e6),
+            steady_window_start_s: first as f64 * STEADY_BUCKET_MS / 1e3,
+            steady_window_end_s: (last.max(first)) as f64 * STEADY_BUCKET_MS / 1e3,
+            steady_n_ok: n_ok,
+            steady_request_throughput_rps: per_s(f64::from(n_ok)),
+            steady_output_throughput_tok_s: per_s(tokens as f64),
+        }
+    }
+}
+
+/// ms → ns for the histograms.
+fn ns(ms: f64) -> u64 {
+    (ms * 1e6).round().max(0.0) as u64
+}
+
+/// tok/s → milli-tok/s for the histograms.
+fn milli(rate: f64) -> u64 {
+    (rate * 1e3).round().max(0.0) as u64
+}
+
+impl Collector {
+    /// A collector; `open_loop` adds the open-loop aggregates.
+    pub(super) fn new(open_loop: bool) -> Collector {
+        Collector {
+            open_loop: open_loop.then(OpenLoopCollector::default),
+            ..Collector::default()
+        }
+    }
+
+    pub(super) fn add(&mut self, r: &RequestRecord) {
+        if let Some(open_loop) = &mut self.open_loop {
+            open_loop.add(r);
+        }
+        self.n_requests += 1;
+        let end_ms = r.start_ms + r.e2e_ms;
+        self.first_start_ms = Some(
+            self.first_start_ms
+                .map_or(r.start_ms, |s| s.min(r.start_ms)),
+        );
+        self.last_end_ms = Some(self.last_end_ms.map_or(end_ms, |e| e.max(end_ms)));
+        if let Some(f) = &r.failure {
+            *self
+                .failures_by_class
+                .entry(f.class.as_str().to_owned())
+                .or_default() += 1;
+            return;
+        }
+        self.n_ok += 1;
+        self.n_short += u32::from(r.short_output);
+        self.n_estimated += u32::from(r.output_tokens_estimated);
+        self.input_tokens += u64::from(r.input_tokens.unwrap_or(0));
+        self.n_ok_without_input += u32::from(r.input_tokens.is_none());
+        self.output_tokens += u64::from(r.output_tokens.unwrap_or(0));
+        if let Some(v) = r.ttft_ms {
+            self.ttft.record(ns(v));
+        }
+        if let Some(v) = r.tpot_ms {
+            self.tpot.record(ns(v));
+        }
+        if let Some(v) = r.ttfo_ms {
+            self.ttfo.record(ns(v));
+        }
+        if let Some(n) = r.reasoning_tokens {
+            self.reasoning_tokens.record(u64::from(n));
+        }
+        self.e2e.record(ns(r.e2e_ms));
+        if let Some(v) = r.prompt_tok_s {
+            self.prompt_rate.record(milli(v));
+        }
+        if let Some(v) = r.decode_tok_s {
+            self.decode_rate.record(milli(v));
+        }
+        if let Some(v) = r.output_tok_s {
+            self.output_rate.record(milli(v));
+        }
+    }
+
+    pub(super) fn finish(self, itl: &LogHistogram) -> ScenarioAggregate {
+        let duration_s = match (self.first_start_ms, self.last_end_ms) {
+            (Some(s), Some(e)) => ((e - s) / 1e3).max(0.0),
+            _ => 0.0,
+        };
+        let per_s = |x: f64| {
+            if duration_s > 0.0 {
+                x / duration_s
+            } else {
+                0.0
+            }
+        };
+        let input_tokens = (self.n_ok_without_input == 0).then_some(self.input_tokens);
+        ScenarioAggregate {
+            n_requests: self.n_requests,
+            n_ok: self.n_ok,
+            n_failed: self.n_requests - self.n_ok,
+            failures_by_class: self.failures_by_class,
+            n_short_outputs: self.n_short,
+            n_estimated_output_tokens: self.n_estimated,
+            duration_s,
+            input_tokens_total: input_tokens,
+            output_tokens_total: self.output_tokens,
+            request_throughput_rps: per_s(f64::from(self.n_ok)),
+            input_throughput_tok_s: input_tokens.map(|n| per_s(n as f64)),
+            output_throughput_tok_s: per_s(self.output_tokens as f64),
+            ttft_ms: self.ttft.distribution(1e6),
+            ttfo_ms: self.ttfo.distribution(1e6),
+            reasoning_tokens: self.reasoning_tokens.distribution(1.0),
+            tpot_ms: self.tpot.distribution(1e6),
+            itl_ms: itl.distribution(1e6),
+            e2e_ms: self.e2e.distribution(1e6),
+            prompt_tok_s: self.prompt_rate.distribution(1e3),
+            decode_tok_s: self.decode_rate.distribution(1e3),
+            output_tok_s: self.output_rate.distribution(1e3),
+            open_loop: self.open_loop.map(OpenLoopCollector::finish),
+        }
+    }
+}
