@@ -390,8 +390,9 @@ fn a_second_ctrl_c_exits_130_at_once_after_the_containers_bounded_stop() {
         setup.project.containers().is_empty(),
         "containers left behind"
     );
-    // It exited at once: no reports were written.
+    // What was measured is on disk (the first Ctrl-C may or may not have
+    // got as far as the reports before the second one: both are fine).
     let run_dir = the_run_dir(&setup.output_dir);
-    assert!(!run_dir.join("report.md").exists());
+    assert_eq!(results(&run_dir)["complete"], false);
     let _ = std::fs::remove_dir_all(&dir);
 }

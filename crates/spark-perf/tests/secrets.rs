@@ -146,6 +146,11 @@ fn no_secret_reaches_results_reports_stdout_or_stderr() {
     let reports = dir.join("reports");
     let files = files_under(&reports);
     assert!(files.len() >= 5, "{files:?}");
+    // The history is among the files searched.
+    assert!(
+        files.iter().any(|f| f.ends_with("history.sqlite")),
+        "{files:?}"
+    );
     let results = files
         .iter()
         .find(|p| p.parent() != Some(reports.as_path()) && p.ends_with("results.json"))
