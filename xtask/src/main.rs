@@ -5,10 +5,12 @@
 //! `cargo build`/`cargo test` is Rust code in the repository rather than a
 //! shell script only one machine runs: building the spark-sim Docker image
 //! from a static binary (there is no image registry, so no base image can be
-//! pulled and the image is `FROM scratch`), and checking compose files with
+//! pulled and the image is `FROM scratch`), building llama.cpp's server and a
+//! tiny model into a like image, and checking compose files with
 //! the same parser `spark-perf run` uses.
 
 mod compose_validate;
+mod llamacpp;
 mod sim_image;
 
 use std::process::ExitCode;
@@ -19,6 +21,14 @@ usage: cargo xtask <command> [options]
 commands:
   sim-image [--tag TAG]   build spark-sim as a static binary and the Docker
                           image TAG (default spark-sim:dev) FROM scratch
+  llamacpp-image [--tag TAG]
+                          build llama-server from the llama-cpp-python sdist
+                          (cached under ~/.cache/spark-perf) and the image TAG
+                          (default spark-llamacpp:dev) FROM scratch with the
+                          tiny model at /models/tiny.gguf
+  tiny-model [--out PATH] write the deterministic tiny GGUF (default: the
+                          cache's models/tiny.gguf, which compose/llamacpp.yml
+                          bind-mounts)
   compose-validate [--env-file F] [--profile P] [FILE...]
                           check compose files (default: compose/*.yml);
                           exit 0 valid (warnings allowed), 1 errors found
@@ -29,6 +39,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("sim-image") => sim_image::run(&args[1..]),
+        Some("llamacpp-image") => llamacpp::image(&args[1..]),
+        Some("tiny-model") => llamacpp::tiny_model(&args[1..]),
         Some("compose-validate") => match compose_validate::run(&args[1..]) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),

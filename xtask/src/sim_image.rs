@@ -53,7 +53,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_static_binary(root: &Path) -> anyhow::Result<std::path::PathBuf> {
+pub(crate) fn build_static_binary(root: &Path) -> anyhow::Result<std::path::PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("building a static spark-sim for {TARGET}");
     let status = Command::new(cargo)
@@ -102,7 +102,7 @@ CMD [\"--host\", \"0.0.0.0\", \"--port\", \"{IMAGE_PORT}\"]
     )
 }
 
-fn docker_build(context_dir: &Path, tag: &str) -> anyhow::Result<()> {
+pub(crate) fn docker_build(context_dir: &Path, tag: &str) -> anyhow::Result<()> {
     // The classic builder: BuildKit needs the buildx plugin, which Debian's
     // docker CLI may lack, and it buys nothing for a one-layer scratch image.
     let output = Command::new("docker")
