@@ -21,6 +21,7 @@ mod api;
 mod args;
 mod engine;
 mod error;
+mod generate;
 mod healthcheck;
 mod llamacpp;
 mod metrics;
