@@ -34,6 +34,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod compose;
+mod create_body;
 mod daemon;
 mod docker;
 mod emergency;

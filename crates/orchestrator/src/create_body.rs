@@ -1,0 +1,300 @@
+//! The create request compose would send for a service: `container_body`
+//! (image, command, environment, ports, mounts, devices, GPUs, limits,
+//! health check, networks) and the helpers it needs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
+    Mount, MountType, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+
+use crate::compose::{ComposeProject, InferenceService, MountSpec, Service};
+use crate::docker::{COMPOSE_VERSION_LABEL, LABEL_PROJECT, LABEL_SERVICE};
+
+/// Where the health probe connects: the base URL's host and port.
+pub(crate) fn health_host_port(service: &InferenceService) -> (String, u16) {
+    let authority = service
+        .base_url
+        .split_once("://")
+        .map_or(service.base_url.as_str(), |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1");
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => host,
+        _ => authority,
+    };
+    (host.to_owned(), service.host_port)
+}
+
+pub(crate) fn endpoint(service: &Service, aliases: &[String]) -> EndpointSettings {
+    let mut all = vec![service.name.clone()];
+    all.extend(aliases.iter().cloned());
+    EndpointSettings {
+        aliases: Some(all),
+        ..Default::default()
+    }
+}
+
+fn duration_ns(duration: Duration) -> i64 {
+    i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The container's create body, from the service definition and the labels
+/// compose would write.
+pub(crate) fn container_body(
+    project: &ComposeProject,
+    service: &Service,
+    image_id: &str,
+) -> ContainerCreateBody {
+    let mut labels: HashMap<String, String> = service.labels.clone().into_iter().collect();
+    let config_files = project
+        .config_files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    for (key, value) in [
+        (LABEL_PROJECT, project.name().to_owned()),
+        (LABEL_SERVICE, service.name.clone()),
+        ("com.docker.compose.oneoff", "False".to_owned()),
+        ("com.docker.compose.container-number", "1".to_owned()),
+        (
+            "com.docker.compose.config-hash",
+            service.config_hash.clone(),
+        ),
+        (
+            "com.docker.compose.project.working_dir",
+            project.working_dir().display().to_string(),
+        ),
+        ("com.docker.compose.project.config_files", config_files),
+        (
+            "com.docker.compose.version",
+            COMPOSE_VERSION_LABEL.to_owned(),
+        ),
+        ("com.docker.compose.image", image_id.to_owned()),
+        ("com.docker.compose.depends_on", String::new()),
+    ] {
+        labels.insert(key.to_owned(), value);
+    }
+
+    let mut exposed: Vec<String> = service
+        .ports
+        .iter()
+        .map(|p| format!("{}/{}", p.target, p.protocol))
+        .collect();
+    for e in &service.expose {
+        exposed.push(if e.contains('/') {
+            e.clone()
+        } else {
+            format!("{e}/tcp")
+        });
+    }
+    exposed.sort();
+    exposed.dedup();
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for port in &service.ports {
+        port_bindings
+            .entry(format!("{}/{}", port.target, port.protocol))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: port.host_ip.clone(),
+                host_port: port.published.map(|p| p.to_string()),
+            });
+    }
+
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    let mut anonymous = Vec::new();
+    let mut tmpfs: HashMap<String, String> = service
+        .tmpfs
+        .iter()
+        .map(|t| (t.clone(), String::new()))
+        .collect();
+    for mount in &service.mounts {
+        match mount {
+            MountSpec::Bind {
+                source,
+                target,
+                read_only,
+            } => {
+                binds.push(format!(
+                    "{source}:{target}{}",
+                    if *read_only { ":ro" } else { ":rw" }
+                ));
+            }
+            MountSpec::Volume {
+                key,
+                target,
+                read_only,
+            } => {
+                let source = project
+                    .volumes
+                    .get(key)
+                    .map_or_else(|| key.clone(), |v| v.docker_name.clone());
+                mounts.push(Mount {
+                    target: Some(target.clone()),
+                    source: Some(source),
+                    typ: Some(MountType::VOLUME),
+                    read_only: Some(*read_only),
+                    ..Default::default()
+                });
+            }
+            MountSpec::Anonymous { target } => anonymous.push(target.clone()),
+            MountSpec::Tmpfs { target } => {
+                tmpfs.insert(target.clone(), String::new());
+            }
+        }
+    }
+
+    let device_requests: Vec<DeviceRequest> = service
+        .device_requests
+        .iter()
+        .map(|d| DeviceRequest {
+            driver: d.driver.clone(),
+            count: d.count,
+            device_ids: (!d.device_ids.is_empty()).then(|| d.device_ids.clone()),
+            capabilities: Some(vec![d.capabilities.clone()]),
+            options: (!d.options.is_empty()).then(|| d.options.clone().into_iter().collect()),
+        })
+        .collect();
+
+    let devices: Vec<DeviceMapping> = service
+        .devices
+        .iter()
+        .map(|d| {
+            let mut parts = d.split(':');
+            let host = parts.next().unwrap_or_default().to_owned();
+            let container = parts.next().map_or_else(|| host.clone(), str::to_owned);
+            DeviceMapping {
+                path_on_host: Some(host),
+                path_in_container: Some(container),
+                cgroup_permissions: Some(parts.next().unwrap_or("rwm").to_owned()),
+            }
+        })
+        .collect();
+
+    let restart_policy = service.restart.as_deref().map(|r| {
+        let (name, retries) = match r.split_once(':') {
+            Some((name, n)) => (name, n.parse().ok()),
+            None => (r, None),
+        };
+        RestartPolicy {
+            name: Some(match name {
+                "always" => RestartPolicyNameEnum::ALWAYS,
+                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+                "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+                _ => RestartPolicyNameEnum::NO,
+            }),
+            maximum_retry_count: retries,
+        }
+    });
+
+    let network_mode = match &service.network_mode {
+        Some(mode) => mode.clone(),
+        None => service
+            .networks
+            .first()
+            .and_then(|(key, _)| project.networks.get(key))
+            .map_or_else(
+                || format!("{}_default", project.name()),
+                |n| n.docker_name.clone(),
+            ),
+    };
+    let networking_config = match (&service.network_mode, service.networks.first()) {
+        (None, Some((_, aliases))) => Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network_mode.clone(),
+                endpoint(service, aliases),
+            )])),
+        }),
+        _ => None,
+    };
+
+    let healthcheck = if service.healthcheck_disabled {
+        Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        })
+    } else {
+        service.healthcheck.as_ref().map(|h| HealthConfig {
+            test: h.test.clone(),
+            interval: h.interval.map(duration_ns),
+            timeout: h.timeout.map(duration_ns),
+            retries: h.retries,
+            start_period: h.start_period.map(duration_ns),
+            start_interval: h.start_interval.map(duration_ns),
+        })
+    };
+
+    let host_config = HostConfig {
+        binds: (!binds.is_empty()).then_some(binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        network_mode: Some(network_mode),
+        ipc_mode: service.ipc.clone(),
+        pid_mode: service.pid.clone(),
+        shm_size: service.shm_size,
+        memory: service.mem_limit,
+        nano_cpus: service.nano_cpus,
+        ulimits: (!service.ulimits.is_empty()).then(|| {
+            service
+                .ulimits
+                .iter()
+                .map(|(name, soft, hard)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*soft),
+                    hard: Some(*hard),
+                })
+                .collect()
+        }),
+        device_requests: (!device_requests.is_empty()).then_some(device_requests),
+        devices: (!devices.is_empty()).then_some(devices),
+        runtime: service.runtime.clone(),
+        restart_policy,
+        privileged: service.privileged.then_some(true),
+        init: service.init,
+        readonly_rootfs: service.read_only.then_some(true),
+        cap_add: (!service.cap_add.is_empty()).then(|| service.cap_add.clone()),
+        cap_drop: (!service.cap_drop.is_empty()).then(|| service.cap_drop.clone()),
+        security_opt: (!service.security_opt.is_empty()).then(|| service.security_opt.clone()),
+        extra_hosts: (!service.extra_hosts.is_empty()).then(|| service.extra_hosts.clone()),
+        dns: (!service.dns.is_empty()).then(|| service.dns.clone()),
+        sysctls: (!service.sysctls.is_empty())
+            .then(|| service.sysctls.clone().into_iter().collect()),
+        ..Default::default()
+    };
+
+    ContainerCreateBody {
+        image: Some(service.image.clone()),
+        cmd: service.command.clone(),
+        entrypoint: service.entrypoint.clone(),
+        env: Some(
+            service
+                .environment
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        volumes: (!anonymous.is_empty()).then_some(anonymous),
+        labels: Some(labels),
+        hostname: service.hostname.clone(),
+        domainname: service.domainname.clone(),
+        user: service.user.clone(),
+        working_dir: service.working_dir.clone(),
+        tty: service.tty.then_some(true),
+        open_stdin: service.stdin_open.then_some(true),
+        stop_signal: service.stop_signal.clone(),
+        stop_timeout: Some(i64::try_from(service.stop_grace_period.as_secs()).unwrap_or(i64::MAX)),
+        healthcheck,
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
