@@ -39,6 +39,43 @@ pub(crate) struct ChunkInfo<'a> {
     pub(crate) finish_reason: Option<Cow<'a, str>>,
     /// `usage.prompt_tokens` and `usage.completion_tokens`.
     pub(crate) usage: Option<Usage>,
+    /// llama-server's `timings` (the engine's own prefill and decode times).
+    pub(crate) timings: Option<Timings>,
+}
+
+/// llama-server's `timings` object: what the engine measured itself. Its
+/// counts are signed in llama.cpp (`-1` when unknown), so they are read as
+/// such and negative ones dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub(crate) struct Timings {
+    #[serde(default)]
+    pub(crate) prompt_n: Option<i64>,
+    #[serde(default)]
+    pub(crate) prompt_ms: Option<f64>,
+    #[serde(default)]
+    pub(crate) predicted_n: Option<i64>,
+    #[serde(default)]
+    pub(crate) predicted_ms: Option<f64>,
+    #[serde(default)]
+    pub(crate) predicted_per_token_ms: Option<f64>,
+    #[serde(default)]
+    pub(crate) cache_n: Option<i64>,
+}
+
+impl Timings {
+    /// The record's form of these timings.
+    pub(crate) fn to_record(self) -> spark_results::EngineTimings {
+        let count = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok());
+        let time = |ms: Option<f64>| ms.filter(|ms| ms.is_finite() && *ms >= 0.0);
+        spark_results::EngineTimings {
+            prompt_n: count(self.prompt_n),
+            prompt_ms: time(self.prompt_ms),
+            predicted_n: count(self.predicted_n),
+            predicted_ms: time(self.predicted_ms),
+            predicted_per_token_ms: time(self.predicted_per_token_ms),
+            cache_n: count(self.cache_n),
+        }
+    }
 }
 
 /// Token counts reported by the engine.
@@ -80,6 +117,7 @@ pub(crate) fn parse(data: &[u8]) -> Payload<'_> {
                     || delta.reasoning.is_some_and(|s| s.0),
                 finish_reason: choice.finish_reason,
                 usage: raw.usage,
+                timings: raw.timings,
             })
         }
         Err(err) => Payload::Invalid(format!(
@@ -153,6 +191,8 @@ struct RawChunk<'a> {
     choices: FirstChoice<'a>,
     #[serde(default)]
     usage: Option<Usage>,
+    #[serde(default)]
+    timings: Option<Timings>,
     #[serde(default)]
     error: Option<IgnoredAny>,
     #[serde(default, borrow)]
@@ -278,6 +318,26 @@ mod tests {
         let details = info.usage.and_then(|u| u.completion_tokens_details);
         assert_eq!(details.and_then(|d| d.reasoning_tokens), Some(5));
         assert!(chunk(r#"{"choices":null,"usage":null}"#).usage.is_none());
+    }
+
+    #[test]
+    fn llama_server_timings_are_read_beside_usage() {
+        // The final chunk of llama-server's chat stream, as it sends it.
+        let info = chunk(
+            r#"{"choices":[{"finish_reason":"length","index":0,"delta":{}}],"created":1,"id":"chatcmpl-1","model":"tiny","system_fingerprint":"b1","object":"chat.completion.chunk","usage":{"completion_tokens":247,"prompt_tokens":1085,"total_tokens":1332},"timings":{"cache_n":0,"prompt_n":1085,"prompt_ms":203.378,"prompt_per_token_ms":0.187,"prompt_per_second":5334.8,"predicted_n":247,"predicted_ms":933.63,"predicted_per_token_ms":3.7798,"predicted_per_second":264.55}}"#,
+        );
+        let timings = info.timings.expect("timings").to_record();
+        assert_eq!(timings.prompt_n, Some(1085));
+        assert_eq!(timings.prompt_ms, Some(203.378));
+        assert_eq!(timings.predicted_n, Some(247));
+        assert_eq!(timings.predicted_ms, Some(933.63));
+        assert_eq!(timings.cache_n, Some(0));
+        assert_eq!(info.usage.and_then(|u| u.completion_tokens), Some(247));
+        // llama.cpp's "unknown" counts are -1: dropped, never a huge u32.
+        let info = chunk(r#"{"choices":[],"timings":{"prompt_n":-1,"prompt_ms":-1.0}}"#);
+        let timings = info.timings.expect("timings").to_record();
+        assert_eq!((timings.prompt_n, timings.prompt_ms), (None, None));
+        assert!(chunk(r#"{"choices":[]}"#).timings.is_none());
     }
 
     #[test]

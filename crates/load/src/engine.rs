@@ -6,7 +6,10 @@
 //! the per-chunk path.
 
 mod calibrate;
+mod counters;
 mod probe;
+
+pub(crate) use counters::{CounterRead, MetricsPath};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -127,6 +130,8 @@ pub(crate) struct EngineInner {
     /// Send `stream_options.include_usage`: false once the engine rejected
     /// it (output tokens are then counted from chunks, and flagged).
     send_stream_options: AtomicBool,
+    /// Where the engine serves its Prometheus metrics, once asked.
+    pub(crate) metrics_path: Mutex<MetricsPath>,
     /// Makes request ids (and so prompts) unique within this process.
     pub(crate) next_id: AtomicU64,
     /// Makes them unique across runs against the same engine.
@@ -221,6 +226,7 @@ impl Engine {
                 discovered: Mutex::new(Discovered::default()),
                 send_exact_output: AtomicBool::new(true),
                 send_stream_options: AtomicBool::new(true),
+                metrics_path: Mutex::new(MetricsPath::Unknown),
                 next_id: AtomicU64::new(0),
                 session,
             }),

@@ -82,6 +82,8 @@ struct StreamState {
     /// The latest `usage.completion_tokens`: the final usage chunk, or the
     /// cumulative per-chunk usage (`continuous_usage_stats`) so far.
     completion_tokens: Option<u32>,
+    /// The latest `timings` (llama-server), kept as sent.
+    timings: Option<chunk::Timings>,
     done: bool,
     /// When `[DONE]` arrived: the end of the response for E2E, even if the
     /// body lingers after it.
@@ -109,6 +111,7 @@ impl StreamState {
             finish_reason: None,
             prompt_tokens: None,
             completion_tokens: None,
+            timings: None,
             done: false,
             done_at: None,
             failure: None,
@@ -171,6 +174,9 @@ impl StreamState {
                 if let Some(reason) = info.finish_reason {
                     // Once per request.
                     self.finish_reason = Some(reason.into_owned());
+                }
+                if info.timings.is_some() {
+                    self.timings = info.timings;
                 }
                 if let Some(usage) = info.usage {
                     self.prompt_tokens = usage.prompt_tokens.or(self.prompt_tokens);
@@ -502,6 +508,7 @@ fn build_record(
         output_tok_s,
         finish_reason: state.finish_reason.clone(),
         failure: state.failure.clone(),
+        engine_timings: state.timings.map(chunk::Timings::to_record),
     }
 }
 

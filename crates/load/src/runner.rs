@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use spark_results::{
-    Arrival, FailureClass, RequestRecord, RunResults, SCHEMA_VERSION, ScenarioConfig,
-    ScenarioResult,
+    Arrival, EngineCounters, FailureClass, RequestRecord, RunResults, SCHEMA_VERSION,
+    ScenarioConfig, ScenarioResult,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,7 @@ mod collect;
 use arrivals::{Dispatch, arrival_schedule};
 use collect::Collector;
 
-use crate::engine::{BodyParams, Engine};
+use crate::engine::{BodyParams, CounterRead, Engine};
 use crate::histogram::LogHistogram;
 use crate::prompt::{self, PromptShape};
 use crate::request::{self, RequestSpec};
@@ -131,6 +131,7 @@ pub async fn run_scenario(
                 stopped: None,
                 not_run: Some(why),
                 aggregate: Collector::default().finish(&LogHistogram::default()),
+                engine_counters: None,
                 requests: Vec::new(),
             };
         }
@@ -144,6 +145,7 @@ pub async fn run_scenario(
         notes.push("exact output lengths asked for, but the engine does not honour ignore_eos/min_tokens: short outputs are flagged".to_owned());
     }
 
+    let counters_before = engine.read_counters().await;
     let stop = cancel.child_token();
     let start = Instant::now();
     let dispatch = match arrival_schedule(&config, options.seed) {
@@ -226,6 +228,7 @@ pub async fn run_scenario(
     if stopped.is_none() && cancel.is_cancelled() {
         stopped = Some("cancelled".to_owned());
     }
+    let engine_counters = engine_counters(counters_before, engine.read_counters().await);
     if !engine.sends_stream_options() {
         notes.push("stream_options not sent (the engine rejects it): output tokens are counted from chunks".to_owned());
     }
@@ -237,8 +240,31 @@ pub async fn run_scenario(
         stopped,
         not_run: None,
         aggregate: collector.finish(&itl),
+        engine_counters,
         requests: records,
     }
+}
+
+/// The engine's counters before and after a scenario, from the two reads;
+/// `None` when the engine serves no metrics.
+fn engine_counters(before: CounterRead, after: CounterRead) -> Option<EngineCounters> {
+    let mut counters = EngineCounters::default();
+    let mut seen = false;
+    for (read, into) in [(before, &mut counters.before), (after, &mut counters.after)] {
+        match read {
+            Ok(Some((path, values))) => {
+                seen = true;
+                counters.path = path.to_owned();
+                *into = values;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                seen = true;
+                counters.error = Some(err);
+            }
+        }
+    }
+    seen.then_some(counters)
 }
 
 /// Clamps `max_tokens` and then the prompt so that both fit `max_model_len`,

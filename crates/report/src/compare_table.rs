@@ -337,7 +337,58 @@ fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
             open(|o| o.steady_request_throughput_rps),
         ),
     ]);
+    rows.extend(engine_timing_rows(scenarios));
     rows
+}
+
+/// The engine's own figures beside ours (llama-server's `timings`): its
+/// prefill and decode times, what our TTFT adds to its prefill, and how our
+/// TPOT compares with its. No winner: they check the clock, not the engine.
+/// All N/A (so dropped) where no engine reported timings.
+fn engine_timing_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
+    let engine = |pick: fn(&spark_results::EngineTimingsAggregate) -> Option<f64>| {
+        scenarios
+            .iter()
+            .map(|scenario| {
+                scenario
+                    .and_then(|s| s.aggregate.engine_timings.as_ref())
+                    .and_then(pick)
+            })
+            .collect::<Vec<_>>()
+    };
+    let row = |metric, unit, format, cells| Row {
+        metric,
+        unit,
+        better: None,
+        format,
+        cells,
+    };
+    vec![
+        row(
+            "engine-reported prefill p50",
+            "ms",
+            Format::OneDecimal,
+            engine(|e| e.prefill_ms.p50),
+        ),
+        row(
+            "TTFT over engine prefill p50",
+            "ms",
+            Format::OneDecimal,
+            engine(|e| e.ttft_over_prefill_ms.p50),
+        ),
+        row(
+            "engine-reported TPOT p50",
+            "ms",
+            Format::OneDecimal,
+            engine(|e| e.tpot_ms.p50),
+        ),
+        row(
+            "TPOT ours / engine's p50",
+            "×",
+            Format::TwoDecimals,
+            engine(|e| e.tpot_ratio.p50),
+        ),
+    ]
 }
 
 #[cfg(test)]

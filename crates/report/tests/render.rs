@@ -248,6 +248,93 @@ fn reasoning_rows_appear_only_where_an_engine_reasoned() {
     assert!(markdown.contains("TTFO p50"), "{markdown}");
 }
 
+/// A suite whose first engine reported llama-server's `timings` and
+/// counters in its first scenario.
+fn with_engine_figures() -> spark_results::SuiteResults {
+    let mut suite = suite();
+    let scenario = &mut suite.engines[0]
+        .results
+        .as_mut()
+        .expect("measured")
+        .scenarios[0];
+    let dist = |p50: f64| spark_results::Distribution {
+        n: 64,
+        p50: Some(p50),
+        ..Default::default()
+    };
+    scenario.aggregate.engine_timings = Some(spark_results::EngineTimingsAggregate {
+        n: 64,
+        prefill_ms: dist(101.25),
+        tpot_ms: dist(14.75),
+        ttft_over_prefill_ms: dist(3.5),
+        n_ttft_below_prefill: 2,
+        tpot_ratio: dist(1.02),
+    });
+    let mut counters = spark_results::EngineCounters {
+        path: "/metrics".to_owned(),
+        ..Default::default()
+    };
+    counters
+        .before
+        .insert("llamacpp:tokens_predicted_total".to_owned(), 100.0);
+    let received = scenario.aggregate.output_tokens_total as f64;
+    counters.after.insert(
+        "llamacpp:tokens_predicted_total".to_owned(),
+        100.0 + received + 7.0,
+    );
+    scenario.engine_counters = Some(counters);
+    suite
+}
+
+#[test]
+fn engine_reported_timings_appear_beside_ours_only_where_sent() {
+    let plain = render::text::render(&suite(), TextStyle { color: false });
+    assert!(!plain.contains("engine-reported"), "{plain}");
+    let suite = with_engine_figures();
+    let text = render::text::render(&suite, TextStyle { color: false });
+    for (row, value) in [
+        ("engine-reported prefill p50", "101.2"),
+        ("TTFT over engine prefill p50", "3.5"),
+        ("engine-reported TPOT p50", "14.8"),
+        ("TPOT ours / engine's p50", "1.02"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(row))
+            .unwrap_or_else(|| panic!("no {row} row in {text}"));
+        assert!(line.contains(value), "{line}");
+    }
+    let markdown = render::markdown::render(&suite);
+    assert!(
+        markdown.contains("engine-reported prefill p50"),
+        "{markdown}"
+    );
+    let html = render::html::render(&suite);
+    assert!(html.contains("engine-reported TPOT p50"));
+}
+
+#[test]
+fn disagreements_with_the_engines_own_figures_are_flagged() {
+    let flags = render::flags(&with_engine_figures());
+    assert!(
+        flags
+            .iter()
+            .any(|f| f.contains("2 requests had a TTFT below the engine's own prefill")),
+        "{flags:#?}"
+    );
+    assert!(
+        flags
+            .iter()
+            .any(|f| f.contains("generated tokens (llamacpp:tokens_predicted_total)")),
+        "{flags:#?}"
+    );
+    assert!(
+        render::flags(&suite())
+            .iter()
+            .all(|f| !f.contains("engine"))
+    );
+}
+
 #[test]
 fn every_report_lists_the_containers_the_run_stopped_and_whether_they_run_again() {
     use spark_results::{DisplacedContainer, RestoreStatus};

@@ -94,3 +94,33 @@ fn the_schema_knows_the_displaced_containers() {
     let errors = errors(&schema(), &json);
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+#[test]
+fn the_schema_knows_the_engines_own_figures() {
+    let mut suite = common::suite();
+    let results = suite.engines[0].results.as_mut().expect("results");
+    let scenario = &mut results.scenarios[0];
+    scenario.aggregate.engine_timings = Some(spark_results::EngineTimingsAggregate {
+        n: 3,
+        prefill_ms: scenario.aggregate.ttft_ms.clone(),
+        tpot_ms: scenario.aggregate.tpot_ms.clone(),
+        ttft_over_prefill_ms: scenario.aggregate.ttft_ms.clone(),
+        n_ttft_below_prefill: 0,
+        tpot_ratio: scenario.aggregate.tpot_ms.clone(),
+    });
+    let mut counters = spark_results::EngineCounters {
+        path: "/metrics".to_owned(),
+        error: Some("HTTP 500".to_owned()),
+        ..Default::default()
+    };
+    counters
+        .before
+        .insert("llamacpp:prompt_tokens_total".to_owned(), 1.0);
+    counters
+        .after
+        .insert("llamacpp:prompt_tokens_total".to_owned(), 2.0);
+    scenario.engine_counters = Some(counters);
+    let json: serde_json::Value = serde_json::from_str(&render::json(&suite)).expect("JSON");
+    let errors = errors(&schema(), &json);
+    assert!(errors.is_empty(), "{errors:#?}");
+}

@@ -17,7 +17,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod engine;
 mod suite;
+
+pub use engine::{EngineCounters, EngineTimings, EngineTimingsAggregate};
 
 // `OpenLoopAggregate` is defined below, beside `ScenarioAggregate`.
 pub use suite::{
@@ -102,6 +105,10 @@ pub struct ScenarioResult {
     pub not_run: Option<String>,
     /// The aggregates over its requests.
     pub aggregate: ScenarioAggregate,
+    /// The engine's Prometheus counters before and after the scenario;
+    /// absent when the engine serves no metrics (or it was not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_counters: Option<EngineCounters>,
     /// One record per request in the order they ended; empty when the
     /// writer kept only aggregates (the JSONL file has them all).
     #[serde(default)]
@@ -241,6 +248,10 @@ pub struct RequestRecord {
     pub output_tok_s: Option<f64>,
     /// `finish_reason` of the last choice chunk that had one.
     pub finish_reason: Option<String>,
+    /// The engine's own `timings` of this response (llama-server), when it
+    /// sent them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_timings: Option<EngineTimings>,
     /// `null` when the request succeeded.
     pub failure: Option<Failure>,
 }
@@ -379,6 +390,10 @@ pub struct ScenarioAggregate {
     /// the steady window's throughput; absent in closed loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_loop: Option<OpenLoopAggregate>,
+    /// The engine's own timings against ours; absent when no response
+    /// carried `timings`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_timings: Option<EngineTimingsAggregate>,
 }
 
 /// What an open-loop scenario measured beyond the closed-loop aggregates,

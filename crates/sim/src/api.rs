@@ -119,6 +119,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
     match (method.clone(), path.as_str()) {
         (Method::GET, "/health") => health(&shared, ready),
         (Method::GET, "/health_generate") if flavor == Flavor::Sglang => health(&shared, ready),
+        (Method::GET, "/metrics" | "/prometheus/metrics") if shared.args.no_metrics => error(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_supported_error",
+            "This server does not support metrics endpoint. Start it with `--metrics`".to_owned(),
+            None,
+        ),
         (Method::GET, "/metrics") if flavor != Flavor::Trtllm => metrics(&shared),
         (Method::GET, "/prometheus/metrics") if flavor == Flavor::Trtllm => metrics(&shared),
         (Method::GET, "/metrics") => json_response(StatusCode::OK, &[(); 0]),

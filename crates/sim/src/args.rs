@@ -119,6 +119,10 @@ pub struct SimArgs {
     /// strict OpenAI-compatible servers and gateways do.
     #[arg(long)]
     pub reject_ignore_eos: bool,
+    /// Serve no Prometheus metrics: /metrics answers 501, as llama-server
+    /// started without `--metrics` does.
+    #[arg(long)]
+    pub no_metrics: bool,
     /// Require `Authorization: Bearer KEY` on /v1/* (as vLLM's --api-key).
     #[arg(long, env = "VLLM_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,

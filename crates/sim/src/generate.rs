@@ -308,7 +308,7 @@ pub(crate) async fn generate(
         continuous_usage,
         fault,
         tokens_per_chunk: shared.args.tokens_per_chunk.max(1),
-        llamacpp_errors: shared.args.flavor == Flavor::Llamacpp,
+        llamacpp: shared.args.flavor == Flavor::Llamacpp,
     };
     let record = TruthRecord {
         request_id: id,

@@ -88,8 +88,9 @@ pub(crate) struct Plan {
     pub(crate) fault: Option<(FaultKind, u32)>,
     /// Tokens per SSE event (at least 1).
     pub(crate) tokens_per_chunk: u32,
-    /// Errors inside a stream are llama-server's `error:` field.
-    pub(crate) llamacpp_errors: bool,
+    /// llama-server's stream: errors inside it are its `error:` field, and
+    /// its end carries the engine's `timings`.
+    pub(crate) llamacpp: bool,
 }
 
 impl Plan {
@@ -305,6 +306,10 @@ pub(crate) struct SseBody {
     stage: Stage,
     buf: BytesMut,
     guard: TruthGuard,
+    /// When the first and the latest tokens went out, CLOCK_MONOTONIC ns
+    /// (llama-server's `timings`).
+    first_sent_ns: Option<u64>,
+    last_sent_ns: u64,
 }
 
 impl std::fmt::Debug for SseBody {
@@ -332,7 +337,38 @@ impl SseBody {
             stage: Stage::Tokens,
             buf: BytesMut::with_capacity(16 * 1024),
             guard,
+            first_sent_ns: None,
+            last_sent_ns: 0,
         }
+    }
+
+    /// llama-server's `timings` of this response, from the sim's own clock:
+    /// the prompt took from arrival to the first token, generation from the
+    /// first token to the last (llama.cpp's `t_prompt_processing` and
+    /// `t_token_generation`). Rendered once per response.
+    fn timings_json(&self) -> String {
+        let arrival = self.guard.record.as_ref().map_or(0, |r| r.arrival_mono_ns);
+        let first = self.first_sent_ns.unwrap_or(arrival);
+        let prompt_ms = first.saturating_sub(arrival) as f64 / 1e6;
+        let predicted_ms = self.last_sent_ns.saturating_sub(first) as f64 / 1e6;
+        let cache_n = self.generation.cached_tokens();
+        let prompt_n = self.plan.prompt_tokens.saturating_sub(cache_n);
+        let predicted_n = self.sent;
+        let per = |ms: f64, n: u32| if n > 0 { ms / f64::from(n) } else { 0.0 };
+        let rate = |ms: f64, n: u32| {
+            if ms > 0.0 {
+                1e3 * f64::from(n) / ms
+            } else {
+                0.0
+            }
+        };
+        format!(
+            "\"timings\":{{\"cache_n\":{cache_n},\"prompt_n\":{prompt_n},\"prompt_ms\":{prompt_ms},\"prompt_per_token_ms\":{},\"prompt_per_second\":{},\"predicted_n\":{predicted_n},\"predicted_ms\":{predicted_ms},\"predicted_per_token_ms\":{},\"predicted_per_second\":{}}}",
+            per(prompt_ms, prompt_n),
+            rate(prompt_ms, prompt_n),
+            per(predicted_ms, predicted_n),
+            rate(predicted_ms, predicted_n),
+        )
     }
 
     /// One event carrying tokens `start..end` (all reasoning or all content).
@@ -444,14 +480,31 @@ impl Body for SseBody {
                     }
                     this.held -= n;
                     this.sent += n;
+                    let now = monotonic_ns();
+                    this.first_sent_ns.get_or_insert(now);
+                    this.last_sent_ns = now;
                     this.guard
-                        .tokens_sent(n, monotonic_ns(), this.generation.cached_tokens());
+                        .tokens_sent(n, now, this.generation.cached_tokens());
                     return this.take_frame();
                 }
                 Stage::Tail => {
                     if this.plan.include_usage {
                         this.buf.extend_from_slice(&this.frames.usage_head);
                         push_usage(&mut this.buf, this.plan.prompt_tokens, this.sent);
+                        if this.plan.llamacpp {
+                            this.buf.extend_from_slice(b",");
+                            let timings = this.timings_json();
+                            this.buf.extend_from_slice(timings.as_bytes());
+                        }
+                        this.buf.extend_from_slice(b"}\n\n");
+                    } else if this.plan.llamacpp {
+                        // The usage chunk's envelope, without usage.
+                        let head = &this.frames.usage_head;
+                        let envelope = &head[..head.len() - b",\"usage\":".len()];
+                        this.buf.extend_from_slice(envelope);
+                        this.buf.extend_from_slice(b",");
+                        let timings = this.timings_json();
+                        this.buf.extend_from_slice(timings.as_bytes());
                         this.buf.extend_from_slice(b"}\n\n");
                     }
                     this.buf.extend_from_slice(b"data: [DONE]\n\n");
@@ -461,7 +514,7 @@ impl Body for SseBody {
                     return this.take_frame();
                 }
                 Stage::Fault(FaultKind::Error) => {
-                    this.buf.extend_from_slice(if this.plan.llamacpp_errors {
+                    this.buf.extend_from_slice(if this.plan.llamacpp {
                         LLAMACPP_STREAM_ERROR_EVENT
                     } else {
                         STREAM_ERROR_EVENT

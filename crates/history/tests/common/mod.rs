@@ -96,6 +96,7 @@ fn request(idx: u32, ttft_ms: f64, failed: bool) -> RequestRecord {
             phase: Some(spark_results::TimeoutPhase::FirstToken),
             message: "first token took longer than 30 s".to_owned(),
         }),
+        engine_timings: None,
     }
 }
 
@@ -136,6 +137,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
         decode_tok_s: of(|r| r.decode_tok_s),
         output_tok_s: of(|r| r.output_tok_s),
         open_loop: None,
+        engine_timings: None,
     };
     let scenario = ScenarioResult {
         name: "latency".to_owned(),
@@ -156,6 +158,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
         stopped: None,
         not_run: None,
         aggregate,
+        engine_counters: None,
         requests,
     };
     let mut warmup = scenario.clone();

@@ -1,7 +1,7 @@
 //! The streaming aggregates of a scenario: histograms and counters that
 //! take each record once, so memory does not grow with the requests.
 
-use spark_results::{OpenLoopAggregate, RequestRecord, ScenarioAggregate};
+use spark_results::{EngineTimingsAggregate, OpenLoopAggregate, RequestRecord, ScenarioAggregate};
 
 use crate::histogram::LogHistogram;
 
@@ -28,6 +28,56 @@ pub(super) struct Collector {
     decode_rate: LogHistogram,
     output_rate: LogHistogram,
     open_loop: Option<OpenLoopCollector>,
+    engine: EngineTimingsCollector,
+}
+
+/// The engine's own timings (llama-server's `timings`) against ours.
+#[derive(Debug, Default)]
+struct EngineTimingsCollector {
+    n: u32,
+    prefill: LogHistogram,
+    tpot: LogHistogram,
+    ttft_over_prefill: LogHistogram,
+    n_ttft_below_prefill: u32,
+    /// Client TPOT / engine TPOT, in thousandths.
+    tpot_ratio: LogHistogram,
+}
+
+impl EngineTimingsCollector {
+    /// Takes a successful record.
+    fn add(&mut self, r: &RequestRecord) {
+        let Some(timings) = &r.engine_timings else {
+            return;
+        };
+        self.n += 1;
+        if let Some(prompt_ms) = timings.prompt_ms {
+            self.prefill.record(ns(prompt_ms));
+            if let Some(ttft) = r.ttft_ms {
+                let over = ttft - prompt_ms;
+                self.n_ttft_below_prefill += u32::from(over < 0.0);
+                self.ttft_over_prefill.record(ns(over));
+            }
+        }
+        if let Some(engine_tpot) = timings.tpot_ms() {
+            self.tpot.record(ns(engine_tpot));
+            if let Some(client_tpot) = r.tpot_ms
+                && engine_tpot > 0.0
+            {
+                self.tpot_ratio.record(milli(client_tpot / engine_tpot));
+            }
+        }
+    }
+
+    fn finish(self) -> Option<EngineTimingsAggregate> {
+        (self.n > 0).then(|| EngineTimingsAggregate {
+            n: self.n,
+            prefill_ms: self.prefill.distribution(1e6),
+            tpot_ms: self.tpot.distribution(1e6),
+            ttft_over_prefill_ms: self.ttft_over_prefill.distribution(1e6),
+            n_ttft_below_prefill: self.n_ttft_below_prefill,
+            tpot_ratio: self.tpot_ratio.distribution(1e3),
+        })
+    }
 }
 
 /// Width of the buckets of request ends that the steady window is cut from.
@@ -162,6 +212,7 @@ impl Collector {
         if let Some(v) = r.output_tok_s {
             self.output_rate.record(milli(v));
         }
+        self.engine.add(r);
     }
 
     pub(super) fn finish(self, itl: &LogHistogram) -> ScenarioAggregate {
@@ -200,6 +251,7 @@ impl Collector {
             decode_tok_s: self.decode_rate.distribution(1e3),
             output_tok_s: self.output_rate.distribution(1e3),
             open_loop: self.open_loop.map(OpenLoopCollector::finish),
+            engine_timings: self.engine.finish(),
         }
     }
 }

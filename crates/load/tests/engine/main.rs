@@ -8,6 +8,7 @@ mod accuracy;
 mod calibration;
 mod chunking;
 mod common;
+mod engine_figures;
 mod faults;
 mod framing;
 mod lengths;

@@ -124,6 +124,49 @@ pub fn flags(suite: &SuiteResults) -> Vec<String> {
                     engine.service, scenario.name
                 ));
             }
+            for flag in engine_figure_flags(scenario) {
+                flags.push(format!("{} / {}: {flag}", engine.service, scenario.name));
+            }
+        }
+    }
+    flags
+}
+
+/// The engines' counters of generated tokens, by the prefix of their names.
+const GENERATED_TOKENS: [&str; 3] = [
+    "llamacpp:tokens_predicted_total",
+    "vllm:generation_tokens_total",
+    "sglang:generation_tokens_total",
+];
+
+/// Where the engine's own figures disagree with ours: its generated-token
+/// counter against the tokens the client received (something else used the
+/// engine, or the engine miscounts), a TTFT below the engine's own prefill
+/// (the clocks disagree), and a failed read of its counters.
+fn engine_figure_flags(scenario: &spark_results::ScenarioResult) -> Vec<String> {
+    let mut flags = Vec::new();
+    if let Some(timings) = &scenario.aggregate.engine_timings
+        && timings.n_ttft_below_prefill > 0
+    {
+        flags.push(format!(
+            "{} requests had a TTFT below the engine's own prefill time (prompt_ms): the client's and the engine's clocks disagree",
+            timings.n_ttft_below_prefill
+        ));
+    }
+    let Some(counters) = &scenario.engine_counters else {
+        return flags;
+    };
+    if let Some(error) = &counters.error {
+        flags.push(format!("the engine's metrics could not be read: {error}"));
+    }
+    let received = scenario.aggregate.output_tokens_total as f64;
+    for name in GENERATED_TOKENS {
+        if let Some(delta) = counters.delta(name)
+            && (delta - received).abs() > 0.5
+        {
+            flags.push(format!(
+                "the engine counted {delta} generated tokens ({name}), the client received {received}: something else used the engine during the scenario, or it counts differently"
+            ));
         }
     }
     flags

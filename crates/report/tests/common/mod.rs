@@ -65,7 +65,9 @@ fn scenario(name: &str, speed: f64, n_failed: u32) -> ScenarioResult {
             decode_tok_s: dist(66.0 * speed, 67.0 * speed, 55.0 * speed),
             output_tok_s: dist(64.0 * speed, 65.0 * speed, 53.0 * speed),
             open_loop: None,
+            engine_timings: None,
         },
+        engine_counters: None,
         requests: Vec::new(),
     }
 }
