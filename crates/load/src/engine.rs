@@ -152,6 +152,23 @@ pub(crate) struct Discovered {
     pub(crate) completions_method: Option<CalibrationMethod>,
 }
 
+/// Sends `request`, and once more when a pooled connection turned out to be
+/// closed before any byte of the response (a stale keep-alive, see
+/// `request::closed_before_response`): for the probes, the model list and
+/// the metrics reads, which are all safe to send twice.
+pub(crate) async fn send_retrying_stale(
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let again = request.try_clone();
+    match request.send().await {
+        Err(err) if crate::request::closed_before_response(&err) => match again {
+            Some(again) => again.send().await,
+            None => Err(err),
+        },
+        other => other,
+    }
+}
+
 /// uvicorn (vLLM, SGLang) closes idle keep-alive connections after 5 s; an
 /// idle pooled connection must be dropped first, or a request written on it
 /// just as the server closes it fails with a reset.
@@ -496,7 +513,9 @@ async fn list_models(
         url: url.clone(),
         message,
     };
-    let response = request.send().await.map_err(|e| failed(error_chain(&e)))?;
+    let response = send_retrying_stale(request)
+        .await
+        .map_err(|e| failed(error_chain(&e)))?;
     let status = response.status();
     let bytes = response
         .bytes()

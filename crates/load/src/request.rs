@@ -242,39 +242,52 @@ pub(crate) async fn execute(
 ) -> RequestRecord {
     let timeouts = engine.inner.timeouts;
     let clock = MonoClock::get();
-    let request = engine
-        .post(engine.url(spec.url_endpoint), spec.body.clone())
-        .header("x-request-id", spec.request_id.as_str());
-    let sent = Instant::now();
-    let total_deadline = sent + timeouts.total;
-    let first_token_deadline = sent + timeouts.first_token.min(timeouts.total);
     let mut state = StreamState::new(spec.max_tokens);
     let mut ttfb: Option<Instant> = None;
-
-    let timer = tokio::time::sleep_until(first_token_deadline.into());
+    let mut sent;
+    let mut total_deadline;
+    let mut first_token_deadline;
+    let mut retried = false;
+    let timer = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(timer);
-
-    let response = tokio::select! {
-        biased;
-        result = request.send() => match result {
-            Ok(response) => Some(response),
-            Err(err) => {
-                state.failure = Some(classify_send_error(&err, timeouts.connect));
+    let response = loop {
+        let request = engine
+            .post(engine.url(spec.url_endpoint), spec.body.clone())
+            .header("x-request-id", spec.request_id.as_str());
+        sent = Instant::now();
+        total_deadline = sent + timeouts.total;
+        first_token_deadline = sent + timeouts.first_token.min(timeouts.total);
+        timer.as_mut().reset(first_token_deadline.into());
+        break tokio::select! {
+            biased;
+            result = request.send() => match result {
+                Ok(response) => Some(response),
+                // A pooled connection the server had closed without saying
+                // so (llama-server closes the connection after every
+                // streamed response yet answers `keep-alive`): the request
+                // never reached it. Once, on a fresh connection, timed anew.
+                Err(err) if !retried && closed_before_response(&err) => {
+                    retried = true;
+                    continue;
+                }
+                Err(err) => {
+                    state.failure = Some(classify_send_error(&err, timeouts.connect));
+                    None
+                }
+            },
+            () = &mut timer => {
+                state.failure = Some(if Instant::now() >= total_deadline {
+                    timeout(TimeoutPhase::Total, timeouts.total)
+                } else {
+                    timeout(TimeoutPhase::FirstToken, timeouts.first_token)
+                });
                 None
-            }
-        },
-        () = &mut timer => {
-            state.failure = Some(if Instant::now() >= total_deadline {
-                timeout(TimeoutPhase::Total, timeouts.total)
-            } else {
-                timeout(TimeoutPhase::FirstToken, timeouts.first_token)
-            });
-            None
-        },
-        () = cancel.cancelled() => {
-            state.failure = Some(failure(FailureClass::Cancelled, "cancelled before the response".to_owned()));
-            None
-        },
+            },
+            () = cancel.cancelled() => {
+                state.failure = Some(failure(FailureClass::Cancelled, "cancelled before the response".to_owned()));
+                None
+            },
+        };
     };
 
     if let Some(mut response) = response {
@@ -574,6 +587,20 @@ fn classify_body_error(err: &reqwest::Error, state: &StreamState) -> Failure {
             state.token_chunks
         ),
     )
+}
+
+/// Whether a send failed because the connection closed before any byte of
+/// the response came: hyper's "connection closed before message completed"
+/// on a connection the server had already given up (a stale keep-alive).
+pub(crate) fn closed_before_response(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(inner) = source {
+        if let Some(hyper) = inner.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = inner.source();
+    }
+    false
 }
 
 fn has_io_kind(err: &(dyn std::error::Error + 'static), kinds: &[std::io::ErrorKind]) -> bool {

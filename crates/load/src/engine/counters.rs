@@ -107,7 +107,9 @@ impl Engine {
         if let Some(auth) = &self.inner.auth {
             request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
         }
-        let response = request.send().await.map_err(|e| e.to_string())?;
+        let response = super::send_retrying_stale(request)
+            .await
+            .map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status().as_u16()));
         }

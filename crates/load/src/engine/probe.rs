@@ -84,10 +84,7 @@ impl Engine {
     ) -> Result<Bytes, String> {
         let body = Bytes::from(serde_json::to_vec(body).map_err(|e| e.to_string())?);
         let url = format!("{}{path}", self.inner.base);
-        let response = self
-            .post(&url, body)
-            .timeout(timeout)
-            .send()
+        let response = super::send_retrying_stale(self.post(&url, body).timeout(timeout))
             .await
             .map_err(|e| request_error(&e, timeout))?;
         let status = response.status();
@@ -190,7 +187,7 @@ impl Engine {
         if let Some(auth) = &self.inner.auth {
             request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
         }
-        let response = request.send().await.ok()?;
+        let response = super::send_retrying_stale(request).await.ok()?;
         if !response.status().is_success() {
             return None;
         }
@@ -225,12 +222,10 @@ impl Engine {
         }
         let body = self.body(endpoint, text, params);
         let timeout = self.probe_timeout(text);
-        let response = self
-            .post(self.url(endpoint), body)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| request_error(&e, timeout))?;
+        let response =
+            super::send_retrying_stale(self.post(self.url(endpoint), body).timeout(timeout))
+                .await
+                .map_err(|e| request_error(&e, timeout))?;
         let status = response.status();
         let bytes = response
             .bytes()

@@ -11,6 +11,7 @@ mod common;
 mod engine_figures;
 mod faults;
 mod framing;
+mod keepalive;
 mod lengths;
 mod llamacpp;
 mod openloop;

@@ -1,0 +1,88 @@
+//! llama-server (cpp-httplib) closes the connection after every streamed
+//! response while its headers still say `keep-alive`, so a client's pooled
+//! connection is dead when the next request is written on it. A proxy in
+//! front of spark-sim does the same here: no request may be lost to it.
+
+use spark_load::RunOptions;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::common;
+
+/// A proxy to `upstream` that closes the client's connection right after a
+/// chunked response ends (`0\r\n\r\n`), as llama-server does after a stream.
+async fn closing_after_streams(upstream: &str) -> String {
+    let upstream = upstream
+        .strip_prefix("http://")
+        .expect("http URL")
+        .to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(server) = TcpStream::connect(upstream.as_str()).await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let requests = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                // What the client sends after the stream ended is read and
+                // dropped (the server never answers it).
+                let mut buf = vec![0u8; 1 << 16];
+                let mut tail: Vec<u8> = Vec::new();
+                while let Ok(n) = server_read.read(&mut buf).await {
+                    if n == 0 || client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    tail.extend_from_slice(&buf[..n]);
+                    let keep = tail.len().saturating_sub(5);
+                    tail.drain(..keep);
+                    if tail == b"0\r\n\r\n" {
+                        // The stream ended: close, whatever the headers
+                        // said, a moment later (as llama-server's thread
+                        // does), so that the client has written its next
+                        // request on the connection by then; it is dropped.
+                        requests.abort();
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        break;
+                    }
+                }
+                requests.abort();
+                let _ = client_write.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_server_that_closes_after_each_stream_loses_no_request() {
+    let _serial = common::serial().await;
+    let sim = common::start(|args| args.flavor = spark_sim::Flavor::Llamacpp);
+    let url = closing_after_streams(&sim.url).await;
+    let engine = spark_load::Engine::connect(spark_load::EngineConfig::new(url))
+        .await
+        .expect("connect");
+    let result = common::run_one(
+        &engine,
+        &common::scenario("sequential", 24, 8, 12, 1),
+        &RunOptions::default(),
+    )
+    .await;
+    let failures: Vec<_> = result
+        .requests
+        .iter()
+        .filter_map(|r| r.failure.as_ref())
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(result.aggregate.n_ok, 12);
+    // The engine's counters were read on the same kind of connection.
+    let counters = result.engine_counters.as_ref().expect("counters");
+    assert_eq!(counters.error, None, "{counters:?}");
+}
