@@ -11,48 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
-/// Removes every container of the project on every path.
-struct ProjectGuard(String);
-
-impl ProjectGuard {
-    fn containers(&self) -> Vec<String> {
-        let output = Command::new("docker")
-            .args([
-                "ps",
-                "--all",
-                "--quiet",
-                "--filter",
-                &format!("label=com.docker.compose.project={}", self.0),
-            ])
-            .output()
-            .expect("docker ps");
-        String::from_utf8_lossy(&output.stdout)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for ProjectGuard {
-    fn drop(&mut self) {
-        for id in self.containers() {
-            let _ = Command::new("docker")
-                .args(["rm", "--force", "--volumes", &id])
-                .output();
-        }
-        let _ = Command::new("docker")
-            .args(["network", "rm", &format!("{}_default", self.0)])
-            .stderr(Stdio::null())
-            .output();
-    }
-}
+use spark_testkit::{ProjectGuard, free_port};
 
 struct Setup {
     project: ProjectGuard,

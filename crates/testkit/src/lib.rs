@@ -95,3 +95,147 @@ pub fn sim_image() -> &'static str {
         Err(message) => panic!("{message}"),
     }
 }
+
+/// The tag `cargo xtask llamacpp-image` gives the llama.cpp image.
+pub const LLAMACPP_IMAGE: &str = "spark-llamacpp:dev";
+
+/// The `llama-cpp-python` release whose vendored llama.cpp the xtask builds;
+/// xtask's tests check that it is the xtask's own.
+pub const LLAMACPP_VERSION: &str = "0.3.36";
+
+/// What `cargo xtask llamacpp-image` leaves on the machine: the image, the
+/// static `llama-server` and the tiny model, under the cache directory
+/// (outside the checkout, so a fresh clone reuses them).
+#[derive(Debug, Clone)]
+pub struct LlamaCpp {
+    /// The image tag.
+    pub image: &'static str,
+    /// The static llama-server binary.
+    pub server: PathBuf,
+    /// The tiny GGUF model.
+    pub model: PathBuf,
+}
+
+/// The xtask's cache directory of this llama.cpp version.
+pub fn llamacpp_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("spark-perf")
+        .join(format!("llamacpp-{LLAMACPP_VERSION}"))
+}
+
+/// The llama.cpp engine for a test, or `None` (with the reason printed)
+/// when it has not been built on this machine: building llama.cpp takes
+/// 10 to 25 minutes on two cores, too long to start from a newcomer's first
+/// `cargo test`. With `SPARK_PERF_REQUIRE_DOCKER=1` (CI, whose `.ci/run`
+/// builds it first) it is built here when missing, and a failed build is a
+/// failure. `needs_image` asks for the Docker image too (and so a daemon).
+pub fn llamacpp(test_name: &str, needs_image: bool) -> Option<&'static LlamaCpp> {
+    static BUILT: OnceLock<Result<LlamaCpp, String>> = OnceLock::new();
+    let cache = llamacpp_cache_dir();
+    let engine = LlamaCpp {
+        image: LLAMACPP_IMAGE,
+        server: cache.join("bin").join("llama-server"),
+        model: cache.join("models").join("tiny.gguf"),
+    };
+    let present = engine.server.is_file()
+        && engine.model.is_file()
+        && (!needs_image || image_exists(LLAMACPP_IMAGE));
+    if present {
+        return BUILT.get_or_init(|| Ok(engine)).as_ref().ok();
+    }
+    if !docker_required() {
+        eprintln!(
+            "skipping {test_name}: llama.cpp is not built on this machine (run `cargo xtask llamacpp-image`, 10 to 25 minutes cold; .ci/run does it)"
+        );
+        return None;
+    }
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let output = Command::new(cargo)
+            .args(["xtask", "llamacpp-image", "--tag", LLAMACPP_IMAGE])
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|err| format!("cannot run cargo xtask llamacpp-image: {err}"))?;
+        if output.status.success() {
+            Ok(engine)
+        } else {
+            Err(format!(
+                "cargo xtask llamacpp-image failed ({}):\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    });
+    match built {
+        Ok(engine) => Some(engine),
+        Err(message) => panic!("{test_name}: {message}"),
+    }
+}
+
+fn image_exists(tag: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", tag])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+/// A compose project a test runs: on drop, every container of the project
+/// is removed with its anonymous volumes, and its default network with it,
+/// on every path out of the test.
+#[derive(Debug)]
+pub struct ProjectGuard(pub String);
+
+impl ProjectGuard {
+    /// A project name unique to this test process.
+    pub fn new(name: &str) -> ProjectGuard {
+        ProjectGuard(format!("spt-{name}-{}", std::process::id()))
+    }
+
+    /// The IDs of the project's containers, running or not.
+    pub fn containers(&self) -> Vec<String> {
+        let output = Command::new("docker")
+            .args([
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                &format!("label=com.docker.compose.project={}", self.0),
+            ])
+            .output()
+            .expect("docker ps");
+        String::from_utf8_lossy(&output.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for ProjectGuard {
+    fn drop(&mut self) {
+        for id in self.containers() {
+            let _ = Command::new("docker")
+                .args(["rm", "--force", "--volumes", &id])
+                .output();
+        }
+        let _ = Command::new("docker")
+            .args(["network", "rm", &format!("{}_default", self.0)])
+            .stderr(Stdio::null())
+            .output();
+    }
+}

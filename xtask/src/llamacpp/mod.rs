@@ -89,3 +89,13 @@ fn run_checked(command: &mut Command) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tests_look_for_the_version_and_the_cache_the_xtask_builds() {
+        assert_eq!(spark_testkit::LLAMACPP_VERSION, super::VERSION);
+        let ours = super::cache_dir().expect("cache dir");
+        assert_eq!(spark_testkit::llamacpp_cache_dir(), ours);
+    }
+}

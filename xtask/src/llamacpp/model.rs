@@ -61,3 +61,27 @@ pub(super) fn write_model(python: &Path, llama_cpp: &Path, out: &Path) -> anyhow
         .with_context(|| format!("cannot move the model to {}", out.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tiny_model_is_the_same_file_every_time() {
+        let name = "the_tiny_model_is_the_same_file_every_time";
+        // The venv and the vendored sources come with the llama.cpp build.
+        let Some(built) = spark_testkit::llamacpp(name, false) else {
+            return;
+        };
+        let cache = super::super::cache_dir().expect("cache dir");
+        let python = super::super::venv_python(&cache).expect("venv");
+        let llama_cpp = super::super::source::llama_cpp_dir(&cache, &python).expect("sources");
+        let dir = std::env::temp_dir().join(format!("spark-tiny-model-{}", std::process::id()));
+        let out = dir.join("tiny.gguf");
+        super::write_model(&python, &llama_cpp, &out).expect("writes the model");
+        let written = std::fs::read(&out).expect("read");
+        let _ = std::fs::remove_dir_all(&dir);
+        let cached = std::fs::read(&built.model).expect("the cached model");
+        assert!(written.len() > 1_000_000, "{} bytes", written.len());
+        // Byte for byte the model the image and the bind mount serve.
+        assert!(written == cached, "the tiny model is not deterministic");
+    }
+}
