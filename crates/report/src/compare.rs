@@ -1,18 +1,25 @@
 //! `spark-perf compare`: does the current run regress against a baseline?
 //!
-//! A metric regresses when it moved in its bad direction by more than the
-//! threshold (default 5 %) *and* the move is larger than the run-to-run noise.
-//! Noise is judged with Welch's t-test on the per-request samples each run
-//! summarised (count, mean and standard deviation are exact in the results),
-//! at a significance level of 1 %: with a few dozen requests per scenario
-//! that separates a real 5 % shift from the jitter of a busy box, and Welch's
-//! form does not assume the two runs have the same spread. A metric with no
-//! spread to judge (one sample, or an aggregate such as total tok/s) falls
-//! back to the threshold alone, and the table says so.
+//! Two runs, one against the other: the ad-hoc comparison. Its verdicts are
+//! weak, and the table says so: with one run on each side the run-to-run
+//! noise (a container start, GPU clocks and heat) is unknown, and requests
+//! are not independent repeats of a run, so no test over requests can
+//! stand in for it (`compare --history` judges against the spread of many
+//! runs, docs/NIGHTLY.md).
+//!
+//! A metric regresses when its median moved in the bad direction by more
+//! than the threshold (default 5 %) *and* a bootstrap over the per-request
+//! values of both runs (their `requests.jsonl`, which the caller reads)
+//! finds the move surer than 1 − [`ALPHA`]: the same weak verdict the
+//! history falls back to with fewer than five earlier runs. A metric without
+//! per-request values (records missing, or an aggregate such as output
+//! throughput) is judged by the threshold alone, and the table says so.
 
-use spark_results::{Distribution, EngineRun, ScenarioResult, SuiteResults};
+use std::collections::BTreeMap;
 
-use crate::stats::{Summary, welch_p_value};
+use spark_results::{Distribution, EngineRun, RequestRecord, ScenarioResult, SuiteResults};
+
+use crate::nightly::bootstrap;
 
 /// Significance level of the noise test.
 pub const ALPHA: f64 = 0.01;
@@ -68,7 +75,8 @@ pub struct Delta {
     pub current: f64,
     /// (current − baseline) / baseline.
     pub change: f64,
-    /// Welch's p-value; `None` when the metric has no spread to test.
+    /// The bootstrap's p-value over both runs' requests; `None` when the
+    /// metric has no per-request values (judged by the threshold alone).
     pub p_value: Option<f64>,
     pub verdict: Verdict,
 }
@@ -91,12 +99,43 @@ impl Comparison {
     }
 }
 
-/// Compares `current` with `baseline`. When they are not comparable and
-/// `force` is off, the result has `differences` and no deltas.
+/// The request records of each side of a comparison, by engine (service),
+/// as their `requests.jsonl` hold them; empty where they are not at hand.
+#[derive(Debug, Clone, Default)]
+pub struct RunRecords {
+    pub baseline: BTreeMap<String, Vec<RequestRecord>>,
+    pub current: BTreeMap<String, Vec<RequestRecord>>,
+}
+
+impl RunRecords {
+    /// The successful records of `service` / `scenario` on both sides.
+    fn of<'a>(
+        &'a self,
+        service: &str,
+        scenario: &str,
+    ) -> (Vec<&'a RequestRecord>, Vec<&'a RequestRecord>) {
+        let pick = |side: &'a BTreeMap<String, Vec<RequestRecord>>| {
+            side.get(service)
+                .map(|records| {
+                    records
+                        .iter()
+                        .filter(|r| r.scenario == scenario && r.is_ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        (pick(&self.baseline), pick(&self.current))
+    }
+}
+
+/// Compares `current` with `baseline`, with the request records of both
+/// where they are at hand. When the runs are not comparable and `force` is
+/// off, the result has `differences` and no deltas.
 pub fn compare(
     baseline: &SuiteResults,
     current: &SuiteResults,
     options: CompareOptions,
+    records: &RunRecords,
 ) -> Comparison {
     let mut comparison = Comparison {
         differences: Vec::new(),
@@ -172,6 +211,7 @@ pub fn compare(
                 base_scenario,
                 cur_scenario,
                 options.threshold,
+                records,
             ));
         }
     }
@@ -216,17 +256,48 @@ fn engine_differences(base: &EngineRun, cur: &EngineRun) -> Vec<String> {
 }
 
 type Pick = fn(&spark_results::ScenarioAggregate) -> &Distribution;
+type PerRequest = fn(&RequestRecord) -> Option<f64>;
 
-/// The metrics compared: per-request distributions (so noise can be judged)
-/// and the scenario's aggregate output throughput.
-const DISTRIBUTION_METRICS: &[(&str, &str, Direction, Pick)] = &[
-    ("TTFT mean", "ms", Direction::LowerIsBetter, |a| &a.ttft_ms),
-    ("TPOT mean", "ms", Direction::LowerIsBetter, |a| &a.tpot_ms),
-    ("ITL mean", "ms", Direction::LowerIsBetter, |a| &a.itl_ms),
-    ("E2E mean", "ms", Direction::LowerIsBetter, |a| &a.e2e_ms),
-    ("decode mean", "tok/s", Direction::HigherIsBetter, |a| {
-        &a.decode_tok_s
-    }),
+/// The metrics compared: the medians of per-request distributions (judged
+/// by a bootstrap over the requests when their records are at hand) and
+/// the scenario's output throughput (the threshold alone).
+const DISTRIBUTION_METRICS: &[(&str, &str, Direction, Pick, PerRequest)] = &[
+    (
+        "TTFT p50",
+        "ms",
+        Direction::LowerIsBetter,
+        |a| &a.ttft_ms,
+        |r| r.ttft_ms,
+    ),
+    (
+        "TPOT p50",
+        "ms",
+        Direction::LowerIsBetter,
+        |a| &a.tpot_ms,
+        |r| r.tpot_ms,
+    ),
+    // Over gaps, not requests: no per-request value to resample.
+    (
+        "ITL p50",
+        "ms",
+        Direction::LowerIsBetter,
+        |a| &a.itl_ms,
+        |_| None,
+    ),
+    (
+        "E2E p50",
+        "ms",
+        Direction::LowerIsBetter,
+        |a| &a.e2e_ms,
+        |r| Some(r.e2e_ms),
+    ),
+    (
+        "decode p50",
+        "tok/s",
+        Direction::HigherIsBetter,
+        |a| &a.decode_tok_s,
+        |r| r.decode_tok_s,
+    ),
 ];
 
 fn scenario_deltas(
@@ -234,24 +305,30 @@ fn scenario_deltas(
     base: &ScenarioResult,
     cur: &ScenarioResult,
     threshold: f64,
+    records: &RunRecords,
 ) -> Vec<Delta> {
     let mut deltas = Vec::new();
-    for &(metric, unit, direction, pick) in DISTRIBUTION_METRICS {
-        let (a, b) = (pick(&base.aggregate), pick(&cur.aggregate));
-        let (Some(a_summary), Some(b_summary)) = (summary(a), summary(b)) else {
-            continue;
+    let (base_records, cur_records) = records.of(service, &base.name);
+    for &(metric, unit, direction, pick, per_request) in DISTRIBUTION_METRICS {
+        let values = |records: &[&RequestRecord]| -> Vec<f64> {
+            records.iter().filter_map(|r| per_request(r)).collect()
         };
-        let p_value = welch_p_value(&a_summary, &b_summary);
+        let (a_values, b_values) = (values(&base_records), values(&cur_records));
+        let judged = bootstrap::judge(&a_values, &b_values, bootstrap::median, direction);
+        // With the records, the medians of the requests; without them, the
+        // p50 of the aggregates (the same medians, from the histograms).
+        let (a, b, p_value) = match &judged {
+            Some(j) => (j.reference, j.value, Some(j.p_value)),
+            None => {
+                let (Some(a), Some(b)) = (pick(&base.aggregate).p50, pick(&cur.aggregate).p50)
+                else {
+                    continue;
+                };
+                (a, b, None)
+            }
+        };
         deltas.push(delta(
-            service,
-            &base.name,
-            metric,
-            unit,
-            direction,
-            a_summary.mean,
-            b_summary.mean,
-            p_value,
-            threshold,
+            service, &base.name, metric, unit, direction, a, b, p_value, threshold,
         ));
     }
     let (a, b) = (
@@ -272,30 +349,6 @@ fn scenario_deltas(
         ));
     }
     deltas
-}
-
-/// A results distribution as a summary for the test. The results store the
-/// population standard deviation; Welch's test wants the sample one.
-fn summary(dist: &Distribution) -> Option<Summary> {
-    let n = usize::try_from(dist.n).ok().filter(|&n| n > 0)?;
-    let mean = dist.mean?;
-    let population_sd = dist.stddev.unwrap_or(0.0);
-    let stddev = if n > 1 {
-        population_sd * (n as f64 / (n as f64 - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    Some(Summary {
-        n,
-        mean,
-        stddev,
-        min: dist.min.unwrap_or(mean),
-        max: dist.max.unwrap_or(mean),
-        p50: dist.p50.unwrap_or(mean),
-        p90: dist.p90.unwrap_or(mean),
-        p95: dist.p95.unwrap_or(mean),
-        p99: dist.p99.unwrap_or(mean),
-    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -353,6 +406,10 @@ pub fn render_text(comparison: &Comparison) -> String {
         let _ = writeln!(out, "missing: {missing}");
     }
     if !comparison.deltas.is_empty() {
+        let _ = writeln!(
+            out,
+            "weak verdicts: one run against one; the run-to-run noise is unknown (p: a bootstrap over both runs' requests, `-`: no records, the threshold alone); compare --history judges against the spread of earlier runs"
+        );
         let _ = writeln!(
             out,
             "{:<14} {:<18} {:<18} {:>12} {:>12} {:>8} {:>8}  verdict",

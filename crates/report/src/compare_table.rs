@@ -35,6 +35,14 @@ impl Format {
     }
 }
 
+/// Below this many samples a distribution has no p99 (or p90): the reports
+/// show its largest value, and say so, instead.
+pub const MIN_SAMPLES_FOR_PERCENTILE: u64 = 20;
+
+/// Where a row has no spread to weigh a win by (an aggregate such as a
+/// throughput), the best must lead the next by this much to win.
+pub const MIN_LEAD_WITHOUT_SPREAD: f64 = 0.05;
+
 /// One metric across the engines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -48,16 +56,84 @@ pub struct Row {
     pub format: Format,
     /// One cell per engine column; `None` is N/A.
     pub cells: Vec<Option<f64>>,
+    /// The standard deviation behind each cell (of the requests it sums
+    /// up), where there is one; empty for rows without (aggregates).
+    pub spread: Vec<Option<f64>>,
+    /// Print each cell as `mean ± stddev` (the mean rows).
+    pub show_spread: bool,
+    /// Cells that show the largest value because their distribution has
+    /// fewer than [`MIN_SAMPLES_FOR_PERCENTILE`] samples (the p99 rows).
+    pub as_max: Vec<bool>,
 }
 
 impl Row {
-    /// Indexes of the winning cells: the best value when at least two
-    /// engines have one (a lone value beats nobody). Ties share the win.
+    /// A row of plain values, with no spread.
+    pub fn plain(
+        metric: &'static str,
+        unit: &'static str,
+        better: Option<Better>,
+        format: Format,
+        cells: Vec<Option<f64>>,
+    ) -> Row {
+        Row {
+            metric,
+            unit,
+            better,
+            format,
+            cells,
+            spread: Vec::new(),
+            show_spread: false,
+            as_max: Vec::new(),
+        }
+    }
+
+    /// The cell at `idx` as printed: `190.0 ± 26.0` on a mean row,
+    /// `max 300.0` where too few samples make a p99; `None` is N/A.
+    pub fn cell_text(&self, idx: usize) -> Option<String> {
+        let value = self.cells.get(idx).copied().flatten()?;
+        let mut text = self.format.apply(value);
+        if self.show_spread
+            && let Some(sd) = self.spread.get(idx).copied().flatten()
+        {
+            text = format!("{text} ± {}", self.format.apply(sd));
+        }
+        if self.as_max.get(idx).copied().unwrap_or(false) {
+            text = format!("max {text}");
+        }
+        Some(text)
+    }
+
+    /// The row's name as the reports print it: `TTFT p50 (ms)`, with
+    /// `, tie` where two or more engines have a value and none leads.
+    pub fn label(&self) -> String {
+        if self.is_tie() {
+            format!("{} ({}), tie", self.metric, self.unit)
+        } else {
+            format!("{} ({})", self.metric, self.unit)
+        }
+    }
+
+    /// Whether the row has a winner to find but none leads by enough.
+    pub fn is_tie(&self) -> bool {
+        self.better.is_some()
+            && self
+                .cells
+                .iter()
+                .filter(|c| c.is_some_and(f64::is_finite))
+                .count()
+                >= 2
+            && self.winners().is_empty()
+    }
+
+    /// Index of the winning cell: the best value, when at least two engines
+    /// have one and it leads the next best by more than the spread of both
+    /// (their standard deviations), or by [`MIN_LEAD_WITHOUT_SPREAD`] where
+    /// the row has no spread. Otherwise nobody wins: a tie.
     pub fn winners(&self) -> Vec<usize> {
         let Some(better) = self.better else {
             return Vec::new();
         };
-        let values: Vec<(usize, f64)> = self
+        let mut values: Vec<(usize, f64)> = self
             .cells
             .iter()
             .enumerate()
@@ -66,24 +142,23 @@ impl Row {
         if values.len() < 2 {
             return Vec::new();
         }
-        let best = values
-            .iter()
-            .map(|&(_, v)| v)
-            .fold(None, |best: Option<f64>, v| match (best, better) {
-                (None, _) => Some(v),
-                (Some(b), Better::Lower) => Some(b.min(v)),
-                (Some(b), Better::Higher) => Some(b.max(v)),
-            });
-        let Some(best) = best else {
+        values.sort_by(|a, b| match better {
+            Better::Lower => a.1.total_cmp(&b.1),
+            Better::Higher => b.1.total_cmp(&a.1),
+        });
+        let (best_idx, best) = values[0];
+        let (next_idx, next) = values[1];
+        // Two values that print the same are a tie.
+        if self.format.apply(best) == self.format.apply(next) {
             return Vec::new();
+        }
+        let lead = (best - next).abs();
+        let spread = |idx: usize| self.spread.get(idx).copied().flatten();
+        let leads = match (spread(best_idx), spread(next_idx)) {
+            (Some(a), Some(b)) => lead > a + b,
+            _ => next != 0.0 && lead / next.abs() > MIN_LEAD_WITHOUT_SPREAD,
         };
-        // Compare as printed: two values that print the same are a tie.
-        let shown = self.format.apply(best);
-        values
-            .into_iter()
-            .filter(|&(_, v)| self.format.apply(v) == shown)
-            .map(|(idx, _)| idx)
-            .collect()
+        if leads { vec![best_idx] } else { Vec::new() }
     }
 }
 
@@ -145,20 +220,20 @@ fn startup_table(suite: &SuiteResults, columns: &[String]) -> Table {
         title: "startup".to_owned(),
         columns: columns.to_vec(),
         rows: vec![
-            Row {
-                metric: "port open",
-                unit: "s",
-                better: Some(Better::Lower),
-                format: Format::TwoDecimals,
-                cells: startup(|cost| cost.port_open_s),
-            },
-            Row {
-                metric: "time to healthy",
-                unit: "s",
-                better: Some(Better::Lower),
-                format: Format::TwoDecimals,
-                cells: startup(|cost| cost.healthy_s),
-            },
+            Row::plain(
+                "port open",
+                "s",
+                Some(Better::Lower),
+                Format::TwoDecimals,
+                startup(|cost| cost.port_open_s),
+            ),
+            Row::plain(
+                "time to healthy",
+                "s",
+                Some(Better::Lower),
+                Format::TwoDecimals,
+                startup(|cost| cost.healthy_s),
+            ),
         ]
         .into_iter()
         .filter(|row| row.cells.iter().any(Option::is_some))
@@ -213,14 +288,58 @@ pub fn scenario_title(scenario: &ScenarioResult) -> String {
     )
 }
 
-fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
-    let dist = |pick: fn(&Distribution) -> Option<f64>,
-                metric: fn(&spark_results::ScenarioAggregate) -> &Distribution| {
-        scenarios
+/// Which statistic of a distribution a row shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stat {
+    /// `mean ± stddev`.
+    Mean,
+    P50,
+    /// The p99, or the largest value below [`MIN_SAMPLES_FOR_PERCENTILE`]
+    /// samples.
+    P99,
+}
+
+type Pick = fn(&spark_results::ScenarioAggregate) -> &Distribution;
+
+/// A row of one statistic of a per-request distribution, with the
+/// distribution's standard deviation as the spread behind each cell.
+fn dist_row(
+    dists: &[Option<&Distribution>],
+    metric: &'static str,
+    unit: &'static str,
+    better: Option<Better>,
+    format: Format,
+    stat: Stat,
+) -> Row {
+    let dists: Vec<Option<&Distribution>> = dists.iter().map(|d| d.filter(|d| d.n > 0)).collect();
+    let few = |d: &Distribution| d.n < MIN_SAMPLES_FOR_PERCENTILE;
+    let cells = dists
+        .iter()
+        .map(|d| {
+            d.and_then(|d| match stat {
+                Stat::Mean => d.mean,
+                Stat::P50 => d.p50,
+                Stat::P99 if few(d) => d.max,
+                Stat::P99 => d.p99,
+            })
+        })
+        .collect();
+    Row {
+        metric,
+        unit,
+        better,
+        format,
+        cells,
+        spread: dists.iter().map(|d| d.and_then(|d| d.stddev)).collect(),
+        show_spread: stat == Stat::Mean,
+        as_max: dists
             .iter()
-            .map(|scenario| scenario.and_then(|s| pick(metric(&s.aggregate))))
-            .collect::<Vec<_>>()
-    };
+            .map(|d| stat == Stat::P99 && d.is_some_and(few))
+            .collect(),
+    }
+}
+
+fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
     let agg = |pick: fn(&spark_results::ScenarioAggregate) -> f64| {
         scenarios
             .iter()
@@ -237,58 +356,78 @@ fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
             })
             .collect::<Vec<_>>()
     };
-    let latency = |metric, cells| Row {
-        metric,
-        unit: "ms",
-        better: Some(Better::Lower),
-        format: Format::OneDecimal,
-        cells,
+    let dists = |pick: Pick| -> Vec<Option<&Distribution>> {
+        scenarios
+            .iter()
+            .map(|scenario| scenario.map(|s| pick(&s.aggregate)))
+            .collect()
     };
-    let speed = |metric, unit, format, cells| Row {
-        metric,
-        unit,
-        better: Some(Better::Higher),
-        format,
-        cells,
+    let open_dists = |pick: fn(&spark_results::OpenLoopAggregate) -> &Distribution| {
+        scenarios
+            .iter()
+            .map(|scenario| {
+                scenario
+                    .and_then(|s| s.aggregate.open_loop.as_ref())
+                    .map(pick)
+            })
+            .collect::<Vec<_>>()
     };
+    let lower = Some(Better::Lower);
+    let higher = Some(Better::Higher);
+    let ms = |metric, stat, pick: Pick| {
+        dist_row(&dists(pick), metric, "ms", lower, Format::OneDecimal, stat)
+    };
+    let speed = |metric, unit, format, cells| Row::plain(metric, unit, higher, format, cells);
     let mut rows = vec![
-        latency("TTFT mean", dist(|d| d.mean, |a| &a.ttft_ms)),
-        latency("TTFT p50", dist(|d| d.p50, |a| &a.ttft_ms)),
-        latency("TTFT p99", dist(|d| d.p99, |a| &a.ttft_ms)),
+        Row::plain(
+            "n",
+            "successful requests",
+            None,
+            Format::Count,
+            agg(|a| f64::from(a.n_ok)),
+        ),
+        ms("TTFT mean", Stat::Mean, |a| &a.ttft_ms),
+        ms("TTFT p50", Stat::P50, |a| &a.ttft_ms),
+        ms("TTFT p99", Stat::P99, |a| &a.ttft_ms),
     ];
     // Reasoning models only: the first answer token and the thinking done
     // before it; no rows when no engine reasoned.
-    let ttfo = dist(|d| d.p50, |a| &a.ttfo_ms);
-    if ttfo.iter().any(Option::is_some) {
-        rows.push(latency("TTFO p50", ttfo));
-        rows.push(latency("TTFO p99", dist(|d| d.p99, |a| &a.ttfo_ms)));
+    let ttfo = ms("TTFO p50", Stat::P50, |a| &a.ttfo_ms);
+    if ttfo.cells.iter().any(Option::is_some) {
+        rows.push(ttfo);
+        rows.push(ms("TTFO p99", Stat::P99, |a| &a.ttfo_ms));
     }
-    let reasoning = dist(|d| d.mean, |a| &a.reasoning_tokens);
-    if reasoning.iter().any(Option::is_some) {
-        rows.push(Row {
-            metric: "reasoning tokens mean",
-            unit: "tok",
-            better: None,
-            format: Format::OneDecimal,
-            cells: reasoning,
-        });
+    let reasoning = dist_row(
+        &dists(|a| &a.reasoning_tokens),
+        "reasoning tokens mean",
+        "tok",
+        None,
+        Format::OneDecimal,
+        Stat::Mean,
+    );
+    if reasoning.cells.iter().any(Option::is_some) {
+        rows.push(reasoning);
     }
     rows.extend([
-        latency("ITL p50", dist(|d| d.p50, |a| &a.itl_ms)),
-        latency("ITL p99", dist(|d| d.p99, |a| &a.itl_ms)),
-        latency("TPOT mean", dist(|d| d.mean, |a| &a.tpot_ms)),
-        latency("E2E p50", dist(|d| d.p50, |a| &a.e2e_ms)),
-        speed(
+        ms("ITL p50", Stat::P50, |a| &a.itl_ms),
+        ms("ITL p99", Stat::P99, |a| &a.itl_ms),
+        ms("TPOT mean", Stat::Mean, |a| &a.tpot_ms),
+        ms("E2E p50", Stat::P50, |a| &a.e2e_ms),
+        dist_row(
+            &dists(|a| &a.decode_tok_s),
             "decode p50",
             "tok/s",
+            higher,
             Format::OneDecimal,
-            dist(|d| d.p50, |a| &a.decode_tok_s),
+            Stat::P50,
         ),
-        speed(
+        dist_row(
+            &dists(|a| &a.prompt_tok_s),
             "prompt p50",
             "tok/s",
+            higher,
             Format::OneDecimal,
-            dist(|d| d.p50, |a| &a.prompt_tok_s),
+            Stat::P50,
         ),
         speed(
             "output throughput",
@@ -302,28 +441,37 @@ fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
             Format::TwoDecimals,
             agg(|a| a.request_throughput_rps),
         ),
-        Row {
-            metric: "failed",
-            unit: "req",
-            better: Some(Better::Lower),
-            format: Format::Count,
-            cells: agg(|a| f64::from(a.n_failed)),
-        },
-        // Open loop only (N/A rows are dropped in closed loop): latencies
-        // from the scheduled send, so late sends cannot flatter an engine.
-        latency(
-            "TTFT p50 from schedule",
-            open(|o| o.ttft_from_scheduled_ms.p50),
+        Row::plain(
+            "failed",
+            "req",
+            lower,
+            Format::Count,
+            agg(|a| f64::from(a.n_failed)),
         ),
-        latency(
-            "TTFT p99 from schedule",
-            open(|o| o.ttft_from_scheduled_ms.p99),
-        ),
-        latency(
-            "E2E p50 from schedule",
-            open(|o| o.e2e_from_scheduled_ms.p50),
-        ),
-        latency("send lateness p99", open(|o| o.lateness_ms.p99)),
+    ]);
+    // Open loop only (N/A rows are dropped in closed loop): latencies from
+    // the scheduled send, so late sends cannot flatter an engine.
+    let scheduled = |metric, stat, pick: fn(&spark_results::OpenLoopAggregate) -> &Distribution| {
+        dist_row(
+            &open_dists(pick),
+            metric,
+            "ms",
+            lower,
+            Format::OneDecimal,
+            stat,
+        )
+    };
+    rows.extend([
+        scheduled("TTFT p50 from schedule", Stat::P50, |o| {
+            &o.ttft_from_scheduled_ms
+        }),
+        scheduled("TTFT p99 from schedule", Stat::P99, |o| {
+            &o.ttft_from_scheduled_ms
+        }),
+        scheduled("E2E p50 from schedule", Stat::P50, |o| {
+            &o.e2e_from_scheduled_ms
+        }),
+        scheduled("send lateness p99", Stat::P99, |o| &o.lateness_ms),
         speed(
             "steady output throughput",
             "tok/s",
@@ -356,13 +504,7 @@ fn engine_timing_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
             })
             .collect::<Vec<_>>()
     };
-    let row = |metric, unit, format, cells| Row {
-        metric,
-        unit,
-        better: None,
-        format,
-        cells,
-    };
+    let row = |metric, unit, format, cells| Row::plain(metric, unit, None, format, cells);
     vec![
         row(
             "engine-reported prefill p50",
@@ -396,12 +538,14 @@ mod tests {
     use super::*;
 
     fn row(better: Better, cells: Vec<Option<f64>>) -> Row {
+        Row::plain("m", "ms", Some(better), Format::OneDecimal, cells)
+    }
+
+    fn with_spread(better: Better, cells: Vec<Option<f64>>, sd: f64) -> Row {
         Row {
-            metric: "m",
-            unit: "ms",
-            better: Some(better),
-            format: Format::OneDecimal,
-            cells,
+            spread: cells.iter().map(|c| c.map(|_| sd)).collect(),
+            show_spread: true,
+            ..row(better, cells)
         }
     }
 
@@ -413,15 +557,70 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_value_wins_nothing_and_printed_ties_share() {
+    fn a_lone_value_wins_nothing_and_printed_ties_are_ties() {
         assert!(
             row(Better::Lower, vec![Some(1.0), None])
                 .winners()
                 .is_empty()
         );
+        let tied = row(Better::Lower, vec![Some(5.01), Some(5.04), Some(6.0)]);
+        assert!(tied.winners().is_empty());
+        assert!(tied.is_tie());
+        assert_eq!(tied.label(), "m (ms), tie");
+    }
+
+    #[test]
+    fn a_lead_inside_the_spread_of_both_is_a_tie() {
+        // 190 ± 26 against 200 ± 30: the lead (10) is inside 26 + 30.
+        let close = with_spread(Better::Lower, vec![Some(190.0), Some(200.0)], 28.0);
+        assert!(close.winners().is_empty() && close.is_tie());
+        assert_eq!(close.cell_text(0).as_deref(), Some("190.0 ± 28.0"));
+        // 100 ± 5 against 150 ± 5 leads by far more than 10.
+        let clear = with_spread(Better::Lower, vec![Some(100.0), Some(150.0)], 5.0);
+        assert_eq!(clear.winners(), vec![0]);
+        // Without a spread, a 3 % lead is a tie and a 10 % lead wins.
+        assert!(row(Better::Higher, vec![Some(103.0), Some(100.0)]).is_tie());
         assert_eq!(
-            row(Better::Lower, vec![Some(5.01), Some(5.04), Some(6.0)]).winners(),
-            vec![0, 1]
+            row(Better::Higher, vec![Some(110.0), Some(100.0)]).winners(),
+            vec![0]
         );
+    }
+
+    #[test]
+    fn a_p99_of_few_samples_is_shown_as_the_largest_value() {
+        let few = Distribution {
+            n: 3,
+            mean: Some(190.0),
+            stddev: Some(26.0),
+            p50: Some(185.0),
+            p99: Some(221.0),
+            max: Some(221.0),
+            ..Distribution::default()
+        };
+        let many = Distribution {
+            n: 64,
+            p99: Some(300.0),
+            max: Some(350.0),
+            ..few.clone()
+        };
+        let p99 = dist_row(
+            &[Some(&few), Some(&many)],
+            "TTFT p99",
+            "ms",
+            Some(Better::Lower),
+            Format::OneDecimal,
+            Stat::P99,
+        );
+        assert_eq!(p99.cell_text(0).as_deref(), Some("max 221.0"));
+        assert_eq!(p99.cell_text(1).as_deref(), Some("300.0"));
+        let mean = dist_row(
+            &[Some(&few)],
+            "TTFT mean",
+            "ms",
+            Some(Better::Lower),
+            Format::OneDecimal,
+            Stat::Mean,
+        );
+        assert_eq!(mean.cell_text(0).as_deref(), Some("190.0 ± 26.0"));
     }
 }

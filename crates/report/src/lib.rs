@@ -1,4 +1,4 @@
-//! Reports: statistics over measured requests, the renderers (terminal, text,
+//! Reports: the nightly statistics over runs, the renderers (terminal, text,
 //! Markdown, JSON, HTML) and the comparison of a run with a baseline.
 //!
 //! Architecture Invariant: report does no network I/O and never depends on
@@ -8,4 +8,3 @@ pub mod compare;
 pub mod compare_table;
 pub mod nightly;
 pub mod render;
-pub mod stats;

@@ -32,40 +32,42 @@ fn text_report() {
             └─────────────────────┴──────────┴────────────┴────────┘
 
             throughput: 64 requests, concurrency 16, 1024 → 256 tokens
-            ┌───────────────────────────┬────────────┬────────────┬────────┐
-            │ metric                    │ fp8-moe    │ bf16-dense │ crashy │
-            ├───────────────────────────┼────────────┼────────────┼────────┤
-            │ TTFT mean (ms)            │    60.0 🏆 │      240.0 │    N/A │
-            │ TTFT p50 (ms)             │    55.0 🏆 │      220.0 │    N/A │
-            │ TTFT p99 (ms)             │   150.0 🏆 │      600.0 │    N/A │
-            │ ITL p50 (ms)              │     7.2 🏆 │       29.0 │    N/A │
-            │ ITL p99 (ms)              │    12.5 🏆 │       50.0 │    N/A │
-            │ TPOT mean (ms)            │     7.5 🏆 │       30.0 │    N/A │
-            │ E2E p50 (ms)              │  1950.0 🏆 │     7800.0 │    N/A │
-            │ decode p50 (tok/s)        │   134.0 🏆 │       33.5 │    N/A │
-            │ prompt p50 (tok/s)        │ 18600.0 🏆 │     4650.0 │    N/A │
-            │ output throughput (tok/s) │  1638.4 🏆 │      409.6 │    N/A │
-            │ requests (req/s)          │    6.40 🏆 │       1.60 │    N/A │
-            │ failed (req)              │       0 🏆 │       0 🏆 │    N/A │
-            └───────────────────────────┴────────────┴────────────┴────────┘
+            ┌───────────────────────────┬───────────────┬──────────────┬────────┐
+            │ metric                    │ fp8-moe       │ bf16-dense   │ crashy │
+            ├───────────────────────────┼───────────────┼──────────────┼────────┤
+            │ n (successful requests)   │            64 │           64 │    N/A │
+            │ TTFT mean (ms)            │ 60.0 ± 6.0 🏆 │ 240.0 ± 24.0 │    N/A │
+            │ TTFT p50 (ms)             │       55.0 🏆 │        220.0 │    N/A │
+            │ TTFT p99 (ms)             │      150.0 🏆 │        600.0 │    N/A │
+            │ ITL p50 (ms)              │        7.2 🏆 │         29.0 │    N/A │
+            │ ITL p99 (ms)              │       12.5 🏆 │         50.0 │    N/A │
+            │ TPOT mean (ms)            │  7.5 ± 0.8 🏆 │   30.0 ± 3.0 │    N/A │
+            │ E2E p50 (ms)              │     1950.0 🏆 │       7800.0 │    N/A │
+            │ decode p50 (tok/s)        │      134.0 🏆 │         33.5 │    N/A │
+            │ prompt p50 (tok/s)        │    18600.0 🏆 │       4650.0 │    N/A │
+            │ output throughput (tok/s) │     1638.4 🏆 │        409.6 │    N/A │
+            │ requests (req/s)          │       6.40 🏆 │         1.60 │    N/A │
+            │ failed (req), tie         │             0 │            0 │    N/A │
+            └───────────────────────────┴───────────────┴──────────────┴────────┘
 
             long-context-32k: 64 requests, concurrency 16, 1024 → 256 tokens
-            ┌───────────────────────────┬─────────┬────────────┬────────┐
-            │ metric                    │ fp8-moe │ bf16-dense │ crashy │
-            ├───────────────────────────┼─────────┼────────────┼────────┤
-            │ TTFT mean (ms)            │     N/A │      240.0 │    N/A │
-            │ TTFT p50 (ms)             │     N/A │      220.0 │    N/A │
-            │ TTFT p99 (ms)             │     N/A │      600.0 │    N/A │
-            │ ITL p50 (ms)              │     N/A │       29.0 │    N/A │
-            │ ITL p99 (ms)              │     N/A │       50.0 │    N/A │
-            │ TPOT mean (ms)            │     N/A │       30.0 │    N/A │
-            │ E2E p50 (ms)              │     N/A │     7800.0 │    N/A │
-            │ decode p50 (tok/s)        │     N/A │       33.5 │    N/A │
-            │ prompt p50 (tok/s)        │     N/A │     4650.0 │    N/A │
-            │ output throughput (tok/s) │     N/A │      409.6 │    N/A │
-            │ requests (req/s)          │     N/A │       1.60 │    N/A │
-            │ failed (req)              │     N/A │          2 │    N/A │
-            └───────────────────────────┴─────────┴────────────┴────────┘
+            ┌───────────────────────────┬─────────┬──────────────┬────────┐
+            │ metric                    │ fp8-moe │ bf16-dense   │ crashy │
+            ├───────────────────────────┼─────────┼──────────────┼────────┤
+            │ n (successful requests)   │     N/A │           62 │    N/A │
+            │ TTFT mean (ms)            │     N/A │ 240.0 ± 24.0 │    N/A │
+            │ TTFT p50 (ms)             │     N/A │        220.0 │    N/A │
+            │ TTFT p99 (ms)             │     N/A │        600.0 │    N/A │
+            │ ITL p50 (ms)              │     N/A │         29.0 │    N/A │
+            │ ITL p99 (ms)              │     N/A │         50.0 │    N/A │
+            │ TPOT mean (ms)            │     N/A │   30.0 ± 3.0 │    N/A │
+            │ E2E p50 (ms)              │     N/A │       7800.0 │    N/A │
+            │ decode p50 (tok/s)        │     N/A │         33.5 │    N/A │
+            │ prompt p50 (tok/s)        │     N/A │       4650.0 │    N/A │
+            │ output throughput (tok/s) │     N/A │        409.6 │    N/A │
+            │ requests (req/s)          │     N/A │         1.60 │    N/A │
+            │ failed (req)              │     N/A │            2 │    N/A │
+            └───────────────────────────┴─────────┴──────────────┴────────┘
 
             Engines without full results (N/A above)
               crashy: failed in health: container exited with code 2 while loading last log line: error
@@ -97,8 +99,9 @@ fn text_report() {
               output throughput and req/s: successful output tokens and requests over the scenario's wall time
               token counts: the engine's usage; counted chunks when it sent none (flagged)
               time to healthy: from creating the container to the first 200 from its health path
-              percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %)
-              statistics over iterations: Hyndman-Fan type 8 (median-unbiased) quantiles, sample standard deviation
+              percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario
+              mean ± sd: the mean over the successful requests and their population standard deviation (a one-at-a-time scenario's requests are its iterations)
+              winner (the trophy): the best value, only where it leads the next by more than the standard deviations of both (by 5 % on rows without one: throughputs, counts); otherwise the row says tie
         "#]],
     );
 }
@@ -121,73 +124,76 @@ fn markdown_report() {
     check(
         &render::markdown::render(&suite()),
         &expect![[r#"
-        # spark-perf model comparison
+            # spark-perf model comparison
 
-        spark-perf 0.1.0 · compose/sim.yml (project sim) · started 2026-11-23 13:43:28 UTC
+            spark-perf 0.1.0 · compose/sim.yml (project sim) · started 2026-11-23 13:43:28 UTC
 
-        ## startup
+            ## startup
 
-        | metric | fp8-moe | bf16-dense | crashy |
-        | --- | ---: | ---: | ---: |
-        | port open (s) | **6.25** 🏆 | 15.12 | N/A |
-        | time to healthy (s) | **12.50** 🏆 | 30.25 | N/A |
+            | metric | fp8-moe | bf16-dense | crashy |
+            | --- | ---: | ---: | ---: |
+            | port open (s) | **6.25** 🏆 | 15.12 | N/A |
+            | time to healthy (s) | **12.50** 🏆 | 30.25 | N/A |
 
-        ## throughput: 64 requests, concurrency 16, 1024 → 256 tokens
+            ## throughput: 64 requests, concurrency 16, 1024 → 256 tokens
 
-        | metric | fp8-moe | bf16-dense | crashy |
-        | --- | ---: | ---: | ---: |
-        | TTFT mean (ms) | **60.0** 🏆 | 240.0 | N/A |
-        | TTFT p50 (ms) | **55.0** 🏆 | 220.0 | N/A |
-        | TTFT p99 (ms) | **150.0** 🏆 | 600.0 | N/A |
-        | ITL p50 (ms) | **7.2** 🏆 | 29.0 | N/A |
-        | ITL p99 (ms) | **12.5** 🏆 | 50.0 | N/A |
-        | TPOT mean (ms) | **7.5** 🏆 | 30.0 | N/A |
-        | E2E p50 (ms) | **1950.0** 🏆 | 7800.0 | N/A |
-        | decode p50 (tok/s) | **134.0** 🏆 | 33.5 | N/A |
-        | prompt p50 (tok/s) | **18600.0** 🏆 | 4650.0 | N/A |
-        | output throughput (tok/s) | **1638.4** 🏆 | 409.6 | N/A |
-        | requests (req/s) | **6.40** 🏆 | 1.60 | N/A |
-        | failed (req) | **0** 🏆 | **0** 🏆 | N/A |
+            | metric | fp8-moe | bf16-dense | crashy |
+            | --- | ---: | ---: | ---: |
+            | n (successful requests) | 64 | 64 | N/A |
+            | TTFT mean (ms) | **60.0 ± 6.0** 🏆 | 240.0 ± 24.0 | N/A |
+            | TTFT p50 (ms) | **55.0** 🏆 | 220.0 | N/A |
+            | TTFT p99 (ms) | **150.0** 🏆 | 600.0 | N/A |
+            | ITL p50 (ms) | **7.2** 🏆 | 29.0 | N/A |
+            | ITL p99 (ms) | **12.5** 🏆 | 50.0 | N/A |
+            | TPOT mean (ms) | **7.5 ± 0.8** 🏆 | 30.0 ± 3.0 | N/A |
+            | E2E p50 (ms) | **1950.0** 🏆 | 7800.0 | N/A |
+            | decode p50 (tok/s) | **134.0** 🏆 | 33.5 | N/A |
+            | prompt p50 (tok/s) | **18600.0** 🏆 | 4650.0 | N/A |
+            | output throughput (tok/s) | **1638.4** 🏆 | 409.6 | N/A |
+            | requests (req/s) | **6.40** 🏆 | 1.60 | N/A |
+            | failed (req), tie | 0 | 0 | N/A |
 
-        ## long-context-32k: 64 requests, concurrency 16, 1024 → 256 tokens
+            ## long-context-32k: 64 requests, concurrency 16, 1024 → 256 tokens
 
-        | metric | fp8-moe | bf16-dense | crashy |
-        | --- | ---: | ---: | ---: |
-        | TTFT mean (ms) | N/A | 240.0 | N/A |
-        | TTFT p50 (ms) | N/A | 220.0 | N/A |
-        | TTFT p99 (ms) | N/A | 600.0 | N/A |
-        | ITL p50 (ms) | N/A | 29.0 | N/A |
-        | ITL p99 (ms) | N/A | 50.0 | N/A |
-        | TPOT mean (ms) | N/A | 30.0 | N/A |
-        | E2E p50 (ms) | N/A | 7800.0 | N/A |
-        | decode p50 (tok/s) | N/A | 33.5 | N/A |
-        | prompt p50 (tok/s) | N/A | 4650.0 | N/A |
-        | output throughput (tok/s) | N/A | 409.6 | N/A |
-        | requests (req/s) | N/A | 1.60 | N/A |
-        | failed (req) | N/A | 2 | N/A |
+            | metric | fp8-moe | bf16-dense | crashy |
+            | --- | ---: | ---: | ---: |
+            | n (successful requests) | N/A | 62 | N/A |
+            | TTFT mean (ms) | N/A | 240.0 ± 24.0 | N/A |
+            | TTFT p50 (ms) | N/A | 220.0 | N/A |
+            | TTFT p99 (ms) | N/A | 600.0 | N/A |
+            | ITL p50 (ms) | N/A | 29.0 | N/A |
+            | ITL p99 (ms) | N/A | 50.0 | N/A |
+            | TPOT mean (ms) | N/A | 30.0 ± 3.0 | N/A |
+            | E2E p50 (ms) | N/A | 7800.0 | N/A |
+            | decode p50 (tok/s) | N/A | 33.5 | N/A |
+            | prompt p50 (tok/s) | N/A | 4650.0 | N/A |
+            | output throughput (tok/s) | N/A | 409.6 | N/A |
+            | requests (req/s) | N/A | 1.60 | N/A |
+            | failed (req) | N/A | 2 | N/A |
 
-        ## Engines without full results
+            ## Engines without full results
 
-        - **crashy**: failed in health: container exited with code 2 while loading last log line: error
+            - **crashy**: failed in health: container exited with code 2 while loading last log line: error
 
-        ## What could not be guaranteed
+            ## What could not be guaranteed
 
-        - bf16-dense / long-context-32k: 3 requests returned fewer tokens than asked
-        - bf16-dense / long-context-32k: input clamped to 16284 tokens: max\_model\_len 16384 − max\_tokens 100
+            - bf16-dense / long-context-32k: 3 requests returned fewer tokens than asked
+            - bf16-dense / long-context-32k: input clamped to 16284 tokens: max\_model\_len 16384 − max\_tokens 100
 
-        ## Metric definitions
+            ## Metric definitions
 
-        - TTFT: from sending the request to the first chunk carrying non-empty content or reasoning
-        - ITL: gap between two successive token-carrying chunks
-        - TPOT: (E2E - TTFT) / (output tokens - 1), per request
-        - E2E: from sending the request to the end of the response
-        - decode tok/s: (output tokens - 1) / (E2E - TTFT); prompt tok/s: input tokens / TTFT
-        - output throughput and req/s: successful output tokens and requests over the scenario's wall time
-        - token counts: the engine's usage; counted chunks when it sent none (flagged)
-        - time to healthy: from creating the container to the first 200 from its health path
-        - percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %)
-        - statistics over iterations: Hyndman-Fan type 8 (median-unbiased) quantiles, sample standard deviation
-    "#]],
+            - TTFT: from sending the request to the first chunk carrying non-empty content or reasoning
+            - ITL: gap between two successive token-carrying chunks
+            - TPOT: (E2E - TTFT) / (output tokens - 1), per request
+            - E2E: from sending the request to the end of the response
+            - decode tok/s: (output tokens - 1) / (E2E - TTFT); prompt tok/s: input tokens / TTFT
+            - output throughput and req/s: successful output tokens and requests over the scenario's wall time
+            - token counts: the engine's usage; counted chunks when it sent none (flagged)
+            - time to healthy: from creating the container to the first 200 from its health path
+            - percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario
+            - mean ± sd: the mean over the successful requests and their population standard deviation (a one-at-a-time scenario's requests are its iterations)
+            - winner (the trophy): the best value, only where it leads the next by more than the standard deviations of both (by 5 % on rows without one: throughputs, counts); otherwise the row says tie
+        "#]],
     );
 }
 
@@ -383,4 +389,82 @@ fn every_report_lists_the_containers_the_run_stopped_and_whether_they_run_again(
     assert!(!render::json(&common::suite()).contains("displaced"));
     let back: SuiteResults = serde_json::from_str(&json).expect("reads back");
     assert_eq!(back, suite);
+}
+
+/// The reference script's `190 ± 26 ms`: a one-at-a-time scenario of three
+/// iterations per engine, whose engines are within each other's spread.
+fn three_iterations() -> spark_results::SuiteResults {
+    let mut suite = suite();
+    for (engine, (mean, sd, max)) in suite
+        .engines
+        .iter_mut()
+        .zip([(190.0, 26.0, 221.0), (200.0, 30.0, 240.0)])
+    {
+        let Some(results) = engine.results.as_mut() else {
+            continue;
+        };
+        let scenario = &mut results.scenarios[0];
+        scenario.aggregate.n_ok = 3;
+        scenario.aggregate.ttft_ms = spark_results::Distribution {
+            n: 3,
+            mean: Some(mean),
+            stddev: Some(sd),
+            min: Some(mean - sd),
+            p50: Some(mean),
+            p90: Some(max),
+            p95: Some(max),
+            p99: Some(max),
+            max: Some(max),
+        };
+    }
+    suite
+}
+
+#[test]
+fn honest_statistics_of_a_few_iterations_in_every_renderer() {
+    let suite = three_iterations();
+    let text = render::text::render(&suite, TextStyle { color: false });
+    let markdown = render::markdown::render(&suite);
+    let html = render::html::render(&suite);
+    let line = |report: &str, metric: &str| -> String {
+        report
+            .lines()
+            .find(|l| l.contains(metric))
+            .unwrap_or_else(|| panic!("no {metric} in {report}"))
+            .to_owned()
+    };
+    for (format, report) in [("text", &text), ("markdown", &markdown)] {
+        let mean = line(report, "TTFT mean");
+        assert!(
+            mean.contains("190.0 ± 26.0") && mean.contains("200.0 ± 30.0"),
+            "{format}: {mean}"
+        );
+        // 10 ms apart with 26 and 30 ms of spread: no winner.
+        assert!(
+            mean.contains("tie") && !mean.contains('🏆'),
+            "{format}: {mean}"
+        );
+        // Three samples have no p99: their largest value, said so.
+        let p99 = line(report, "TTFT p99");
+        assert!(
+            p99.contains("max 221.0") && p99.contains("max 240.0"),
+            "{format}: {p99}"
+        );
+        let n = line(report, "n (successful requests)");
+        assert!(n.contains('3'), "{format}: {n}");
+    }
+    assert!(html.contains("190.0 ± 26.0") && html.contains("max 221.0"));
+    assert!(html.contains("TTFT mean (ms), tie"));
+    // The JSON holds what the tables were computed from.
+    let json: serde_json::Value = serde_json::from_str(&render::json(&suite)).expect("JSON");
+    let ttft = &json["engines"][0]["results"]["scenarios"][0]["aggregate"]["ttft_ms"];
+    assert_eq!(
+        (
+            ttft["n"].as_u64(),
+            ttft["mean"].as_f64(),
+            ttft["stddev"].as_f64(),
+            ttft["max"].as_f64()
+        ),
+        (Some(3), Some(190.0), Some(26.0), Some(221.0))
+    );
 }

@@ -209,7 +209,19 @@ fn json_with_a_baseline_stays_one_json_document() {
     assert_eq!(document, json_file(&current.join("results.json")));
     // The comparison went to stderr.
     assert!(
-        stderr.contains("verdict") && stderr.contains("TTFT mean"),
+        stderr.contains("verdict") && stderr.contains("TTFT p50"),
         "{stderr}"
     );
+    // Both runs' requests.jsonl were read: the TTFT verdict has the
+    // bootstrap's p-value, not `-` (the threshold alone).
+    let ttft = stderr
+        .lines()
+        .find(|l| l.contains("TTFT p50"))
+        .expect("a TTFT p50 line");
+    let tokens: Vec<&str> = ttft.split_whitespace().collect();
+    let change = tokens
+        .iter()
+        .position(|t| t.ends_with('%'))
+        .expect("a change column");
+    assert!(tokens[change + 1].parse::<f64>().is_ok(), "{ttft}");
 }

@@ -239,3 +239,68 @@ impl Drop for ProjectGuard {
             .output();
     }
 }
+
+/// The path of the program `name` on PATH, or `None` with the reason the
+/// test named `test_name` skips printed; under `SPARK_PERF_REQUIRE_DOCKER=1`
+/// (CI, whose `.ci/run` installs it) a missing program is a failure.
+pub fn tool(name: &str, test_name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    match found {
+        Some(path) => Some(path),
+        None if docker_required() => {
+            panic!(
+                "{test_name}: {REQUIRE_DOCKER_ENV}=1 but {name} is not installed (.ci/run installs it)"
+            )
+        }
+        None => {
+            eprintln!("skipping {test_name}: {name} is not installed");
+            None
+        }
+    }
+}
+
+/// A spark-sim process (`spark-perf sim` or `spark-sim`) on a free loopback
+/// port, killed on every path out of the test.
+#[derive(Debug)]
+pub struct SimProcess {
+    child: std::process::Child,
+    /// Its base URL, from the line it prints once listening.
+    pub url: String,
+}
+
+impl SimProcess {
+    /// Runs `program` with `args` (`sim`, flags…) plus `--host 127.0.0.1
+    /// --port 0`, and waits for its "listening on" line.
+    pub fn start(program: &Path, args: &[&str]) -> SimProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(program)
+            .args(args)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the sim starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("its listening line");
+        let url = line
+            .trim()
+            .strip_prefix("spark-sim listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line of the sim: {line:?}"))
+            .to_owned();
+        SimProcess { child, url }
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

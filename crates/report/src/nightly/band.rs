@@ -16,10 +16,17 @@ use super::{Direction, Judged, Strength, relative_change};
 /// Half-width of the noise band in robust standard deviations.
 pub const K: f64 = 3.0;
 
-/// Floor of the spread, relative to the median: identical values (a
+/// Floor of the spread of a central metric (a median, a throughput),
+/// relative to the median: a spread below 1.5 % is what a few nights of an
+/// unusually quiet machine show, not the night-to-night noise of a real box
+/// (a busy CI machine moves a p50 by 2–5 %), and identical values (a
 /// deterministic engine) would otherwise make every wobble infinitely
-/// significant; the practical threshold still decides then.
-const MIN_RELATIVE_SPREAD: f64 = 0.002;
+/// significant.
+pub const MIN_RELATIVE_SPREAD: f64 = 0.015;
+
+/// The same floor for a tail (a p99): one late wake-up of the machine moves
+/// a tail by more than a p50, so its band is at least ±9 %.
+pub const MIN_RELATIVE_SPREAD_TAIL: f64 = 0.03;
 
 /// The median of `values` (not empty, finite).
 pub(crate) fn median(values: &[f64]) -> f64 {
@@ -33,25 +40,33 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Median and robust σ (1.4826 × MAD, floored) of `values`.
-pub fn robust_spread(values: &[f64]) -> (f64, f64) {
+/// Median and robust σ (1.4826 × MAD, floored at `min_relative_spread` of
+/// the median) of `values`.
+pub fn robust_spread(values: &[f64], min_relative_spread: f64) -> (f64, f64) {
     let centre = median(values);
     let deviations: Vec<f64> = values.iter().map(|v| (v - centre).abs()).collect();
     let sigma = 1.4826 * median(&deviations);
-    let floor = (centre.abs() * MIN_RELATIVE_SPREAD).max(f64::MIN_POSITIVE);
+    let floor = (centre.abs() * min_relative_spread).max(f64::MIN_POSITIVE);
     (centre, sigma.max(floor))
 }
 
 /// Judges `value` against `history` (the earlier comparable runs' values,
-/// at least two). Non-finite history values are ignored; `None` when fewer
-/// than two remain or `value` is not finite.
-pub fn judge(history: &[f64], value: f64, direction: Direction) -> Option<Judged> {
+/// at least two), with the spread floored at `min_relative_spread`
+/// ([`MIN_RELATIVE_SPREAD`], or [`MIN_RELATIVE_SPREAD_TAIL`] for a tail).
+/// Non-finite history values are ignored; `None` when fewer than two remain
+/// or `value` is not finite.
+pub fn judge(
+    history: &[f64],
+    value: f64,
+    direction: Direction,
+    min_relative_spread: f64,
+) -> Option<Judged> {
     let history: Vec<f64> = history.iter().copied().filter(|v| v.is_finite()).collect();
     if history.len() < 2 || !value.is_finite() {
         return None;
     }
     let n = history.len();
-    let (centre, sigma) = robust_spread(&history);
+    let (centre, sigma) = robust_spread(&history, min_relative_spread);
     let scale = sigma * (1.0 + std::f64::consts::PI / (2.0 * n as f64)).sqrt();
     let z = (value - centre) / scale;
     let bad_z = match direction {
@@ -79,21 +94,39 @@ mod tests {
 
     #[test]
     fn a_ten_percent_step_is_a_regression_and_drift_is_not() {
-        let slow = judge(&NIGHTS, 110.0, Direction::LowerIsBetter).expect("judged");
+        let slow = judge(
+            &NIGHTS,
+            110.0,
+            Direction::LowerIsBetter,
+            MIN_RELATIVE_SPREAD,
+        )
+        .expect("judged");
         assert!(slow.p_value < 0.01, "{slow:?}");
         assert_eq!(
             slow.call(Direction::LowerIsBetter, 0.05, true),
             Call::Regressed
         );
         // 3 % is inside the band and the threshold.
-        let drift = judge(&NIGHTS, 103.0, Direction::LowerIsBetter).expect("judged");
+        let drift = judge(
+            &NIGHTS,
+            103.0,
+            Direction::LowerIsBetter,
+            MIN_RELATIVE_SPREAD,
+        )
+        .expect("judged");
         assert_eq!(
             drift.call(Direction::LowerIsBetter, 0.05, true),
             Call::Unchanged
         );
         assert!(drift.p_value > 0.05, "{drift:?}");
         // The same step on a throughput is an improvement, not a regression.
-        let faster = judge(&NIGHTS, 110.0, Direction::HigherIsBetter).expect("judged");
+        let faster = judge(
+            &NIGHTS,
+            110.0,
+            Direction::HigherIsBetter,
+            MIN_RELATIVE_SPREAD,
+        )
+        .expect("judged");
         assert!(faster.p_value > 0.99);
         assert_eq!(
             faster.call(Direction::HigherIsBetter, 0.05, false),
@@ -105,7 +138,13 @@ mod tests {
     fn one_wild_night_in_the_window_does_not_widen_the_band() {
         let mut nights = NIGHTS.to_vec();
         nights.push(180.0);
-        let slow = judge(&nights, 110.0, Direction::LowerIsBetter).expect("judged");
+        let slow = judge(
+            &nights,
+            110.0,
+            Direction::LowerIsBetter,
+            MIN_RELATIVE_SPREAD,
+        )
+        .expect("judged");
         assert!(slow.band.1 < 110.0, "{slow:?}");
         assert_eq!(
             slow.call(Direction::LowerIsBetter, 0.05, true),
@@ -116,7 +155,8 @@ mod tests {
     #[test]
     fn a_noisy_history_calls_a_ten_percent_move_noise() {
         let noisy = [100.0, 120.0, 85.0, 110.0, 92.0, 125.0, 80.0];
-        let judged = judge(&noisy, 110.0, Direction::LowerIsBetter).expect("judged");
+        let judged =
+            judge(&noisy, 110.0, Direction::LowerIsBetter, MIN_RELATIVE_SPREAD).expect("judged");
         assert!(judged.band.1 > 110.0, "{judged:?}");
         assert_eq!(
             judged.call(Direction::LowerIsBetter, 0.05, true),
@@ -125,15 +165,52 @@ mod tests {
     }
 
     #[test]
-    fn identical_nights_still_need_the_practical_threshold() {
+    fn quiet_nights_do_not_make_a_busy_night_a_regression() {
+        // Five nights within 0.3 % of each other (a quiet machine), then a
+        // night 4 % slower (a busy one): inside the floored band.
+        let quiet = [100.0, 100.2, 99.9, 100.1, 100.3];
+        let busy =
+            judge(&quiet, 104.0, Direction::LowerIsBetter, MIN_RELATIVE_SPREAD).expect("judged");
+        assert!(busy.band.1 > 104.0, "{busy:?}");
+        // A tail gets a wider band: 8 % on a p99 is a busy machine too.
+        let tail = judge(
+            &quiet,
+            108.0,
+            Direction::LowerIsBetter,
+            MIN_RELATIVE_SPREAD_TAIL,
+        )
+        .expect("judged");
+        assert!(tail.band.1 > 108.0, "{tail:?}");
+        // A real 10 % step on a median still leaves the band.
+        let step =
+            judge(&quiet, 110.0, Direction::LowerIsBetter, MIN_RELATIVE_SPREAD).expect("judged");
+        assert_eq!(
+            step.call(Direction::LowerIsBetter, 0.05, true),
+            Call::Regressed
+        );
+    }
+
+    #[test]
+    fn identical_nights_get_the_floored_band() {
         let flat = [50.0; 6];
-        let small = judge(&flat, 51.0, Direction::LowerIsBetter).expect("judged");
-        assert!(small.p_value < 0.01);
+        let small =
+            judge(&flat, 51.0, Direction::LowerIsBetter, MIN_RELATIVE_SPREAD).expect("judged");
+        // σ is floored at 1.5 % of 50: the band is 50 ± 3 × 0.75 × √(1 + π/12).
+        let half = 3.0 * 0.75 * (1.0 + std::f64::consts::PI / 12.0).sqrt();
+        assert!((small.band.1 - (50.0 + half)).abs() < 1e-9, "{small:?}");
         assert_eq!(
             small.call(Direction::LowerIsBetter, 0.05, true),
             Call::Unchanged
         );
-        assert!(judge(&[1.0], 2.0, Direction::LowerIsBetter).is_none());
-        assert!(judge(&flat, f64::NAN, Direction::LowerIsBetter).is_none());
+        assert!(judge(&[1.0], 2.0, Direction::LowerIsBetter, MIN_RELATIVE_SPREAD).is_none());
+        assert!(
+            judge(
+                &flat,
+                f64::NAN,
+                Direction::LowerIsBetter,
+                MIN_RELATIVE_SPREAD
+            )
+            .is_none()
+        );
     }
 }

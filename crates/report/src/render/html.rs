@@ -69,10 +69,10 @@ pub fn render(suite: &SuiteResults) -> String {
         out.push_str("</tr></thead><tbody>\n");
         for row in &table.rows {
             let winners = row.winners();
-            let _ = write!(out, "<tr><td>{} ({})</td>", row.metric, row.unit);
+            let _ = write!(out, "<tr><td>{}</td>", escape(&row.label()));
             for (idx, cell) in row.cells.iter().enumerate() {
-                match cell {
-                    Some(value) => {
+                match (cell, row.cell_text(idx)) {
+                    (Some(value), Some(text)) => {
                         let class = if winners.contains(&idx) {
                             "num win"
                         } else {
@@ -82,10 +82,10 @@ pub fn render(suite: &SuiteResults) -> String {
                         let _ = write!(
                             out,
                             "<td class=\"{class}\" data-v=\"{value}\">{}{trophy}</td>",
-                            row.format.apply(*value)
+                            escape(&text)
                         );
                     }
-                    None => out.push_str("<td class=\"na\">N/A</td>"),
+                    _ => out.push_str("<td class=\"na\">N/A</td>"),
                 }
             }
             out.push_str("</tr>\n");

@@ -37,14 +37,14 @@ pub fn render(suite: &SuiteResults) -> String {
         let _ = writeln!(out, "{head}\n{rule}");
         for row in &table.rows {
             let winners = row.winners();
-            let _ = write!(out, "| {} ({}) |", row.metric, row.unit);
-            for (idx, cell) in row.cells.iter().enumerate() {
-                match cell {
-                    Some(value) if winners.contains(&idx) => {
-                        let _ = write!(out, " **{}** {TROPHY} |", row.format.apply(*value));
+            let _ = write!(out, "| {} |", row.label());
+            for idx in 0..row.cells.len() {
+                match row.cell_text(idx) {
+                    Some(text) if winners.contains(&idx) => {
+                        let _ = write!(out, " **{text}** {TROPHY} |");
                     }
-                    Some(value) => {
-                        let _ = write!(out, " {} |", row.format.apply(*value));
+                    Some(text) => {
+                        let _ = write!(out, " {text} |");
                     }
                     None => out.push_str(" N/A |"),
                 }

@@ -3,12 +3,11 @@
 
 pub mod html;
 pub mod markdown;
+pub mod openmetrics;
 pub mod svg;
 pub mod text;
 
 use spark_results::{EngineOutcome, RestoreStatus, SuiteResults};
-
-use crate::stats::PERCENTILE_DEFINITION as PERCENTILE_DEFINITION_OVER_ITERATIONS;
 
 /// The metric definitions every report states (docs/METRICS.md has the long
 /// form).
@@ -21,8 +20,9 @@ pub const METRIC_DEFINITIONS: &[&str] = &[
     "output throughput and req/s: successful output tokens and requests over the scenario's wall time",
     "token counts: the engine's usage; counted chunks when it sent none (flagged)",
     "time to healthy: from creating the container to the first 200 from its health path",
-    "percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %)",
-    PERCENTILE_DEFINITION_OVER_ITERATIONS,
+    "percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario",
+    "mean ± sd: the mean over the successful requests and their population standard deviation (a one-at-a-time scenario's requests are its iterations)",
+    "winner (the trophy): the best value, only where it leads the next by more than the standard deviations of both (by 5 % on rows without one: throughputs, counts); otherwise the row says tie",
 ];
 
 /// The JSON report: the results themselves, pretty-printed.

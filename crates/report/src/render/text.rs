@@ -126,12 +126,12 @@ pub fn render_table(out: &mut String, table: &Table, style: TextStyle) {
     grid.push(head);
     for row in &table.rows {
         let winners = row.winners();
-        let mut line = vec![(format!("{} ({})", row.metric, row.unit), false)];
-        for (idx, cell) in row.cells.iter().enumerate() {
+        let mut line = vec![(row.label(), false)];
+        for idx in 0..row.cells.len() {
             let is_winner = winners.contains(&idx);
-            let text = match cell {
-                Some(value) if is_winner => format!("{} {TROPHY}", row.format.apply(*value)),
-                Some(value) => row.format.apply(*value),
+            let text = match row.cell_text(idx) {
+                Some(text) if is_winner => format!("{text} {TROPHY}"),
+                Some(text) => text,
                 None => "N/A".to_owned(),
             };
             line.push((text, is_winner));

@@ -91,6 +91,8 @@ pub struct BenchOpts {
     pub json: bool,
     #[command(flatten)]
     pub history: super::history::HistoryArgs,
+    #[command(flatten)]
+    pub export: super::export::ExportArgs,
 }
 
 /// `--endpoint` values.
@@ -234,6 +236,7 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let code = super::export::after_finish(code, &opts.export, writer.suite()).await;
     super::history::after_finish(
         code,
         &opts.history,

@@ -2,11 +2,14 @@
 //! regressed. Exit 0: no regression; 1: a regression; 2: an error or runs
 //! that are not comparable (unless `--force`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use spark_report::compare::{CompareOptions, compare, render_text};
-use spark_results::{EngineOutcome, EngineRun, RunResults, SUITE_SCHEMA_VERSION, SuiteResults};
+use spark_report::compare::{CompareOptions, RunRecords, compare, render_text};
+use spark_results::{
+    EngineOutcome, EngineRun, RequestRecord, RunResults, SUITE_SCHEMA_VERSION, SuiteResults,
+};
 
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_REGRESSION};
 
@@ -47,14 +50,58 @@ pub(crate) fn run(opts: &CompareOpts) -> anyhow::Result<u8> {
     let (Some(baseline), Some(current)) = (&opts.baseline, &opts.current) else {
         anyhow::bail!("compare needs BASELINE and CURRENT, or --history PATH");
     };
+    let current_dir = run_dir_of(current);
     let current = load(current)?;
     against(
         baseline,
         &current,
+        Some(&current_dir),
         opts.threshold / 100.0,
         opts.force,
         TableTo::Stdout,
     )
+}
+
+/// The directory a run's files lie in: the path itself, or the directory
+/// of its results.json.
+pub(crate) fn run_dir_of(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.to_owned()
+    } else {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
+
+/// The request records of `suite`'s engines under `dir`:
+/// `<dir>/<engine>/requests.jsonl`, or `<dir>/requests.jsonl` beside one
+/// engine's results.json. An engine whose records are missing or unreadable
+/// has none: its metrics are then judged by the threshold alone.
+pub(crate) fn records_of(dir: &Path, suite: &SuiteResults) -> BTreeMap<String, Vec<RequestRecord>> {
+    let mut records = BTreeMap::new();
+    for engine in &suite.engines {
+        let nested = dir
+            .join(super::flow::dir_name_of(&engine.service))
+            .join("requests.jsonl");
+        let beside = dir.join("requests.jsonl");
+        let file = if nested.is_file() {
+            nested
+        } else if suite.engines.len() == 1 && beside.is_file() {
+            beside
+        } else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let parsed: Vec<RequestRecord> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        records.insert(engine.service.clone(), parsed);
+    }
+    records
 }
 
 /// `compare --history PATH [RUN]`: the run (an id, a run directory, or the
@@ -108,12 +155,25 @@ pub(crate) enum TableTo {
 pub(crate) fn against(
     baseline: &Path,
     current: &SuiteResults,
+    current_dir: Option<&Path>,
     threshold: f64,
     force: bool,
     table_to: TableTo,
 ) -> anyhow::Result<u8> {
+    let baseline_dir = run_dir_of(baseline);
     let baseline = load(baseline)?;
-    let comparison = compare(&baseline, current, CompareOptions { threshold, force });
+    let records = RunRecords {
+        baseline: records_of(&baseline_dir, &baseline),
+        current: current_dir
+            .map(|dir| records_of(dir, current))
+            .unwrap_or_default(),
+    };
+    let comparison = compare(
+        &baseline,
+        current,
+        CompareOptions { threshold, force },
+        &records,
+    );
     let table = render_text(&comparison);
     match table_to {
         TableTo::Stdout => crate::write_stdout(&table)?,
@@ -124,7 +184,10 @@ pub(crate) fn against(
         return Ok(EXIT_ERROR);
     }
     if comparison.regressed() {
-        eprintln!("regression beyond {:.1} % and the noise", threshold * 100.0);
+        eprintln!(
+            "regression beyond {:.1} % and the noise of the requests (a weak verdict: see compare --history)",
+            threshold * 100.0
+        );
         Ok(EXIT_REGRESSION)
     } else {
         eprintln!("no regression");

@@ -27,6 +27,8 @@ pub struct DemoOpts {
     pub json: bool,
     #[command(flatten)]
     pub history: super::history::HistoryArgs,
+    #[command(flatten)]
+    pub export: super::export::ExportArgs,
 }
 
 /// The demo's engines: (name, sim profile, flavor).
@@ -90,6 +92,7 @@ pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
         writer.push(engine)?;
     }
     let code = flow::finish(&mut writer, &cancel, None, 0.0, opts.json)?;
+    let code = super::export::after_finish(code, &opts.export, writer.suite()).await;
     super::history::after_finish(
         code,
         &opts.history,

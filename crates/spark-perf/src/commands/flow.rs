@@ -222,7 +222,13 @@ pub(crate) fn finish(
     if conclude(writer, cancel, json)? {
         return Ok(EXIT_INTERRUPTED);
     }
-    verdict(writer.suite(), baseline, threshold_percent, json)
+    verdict(
+        writer.suite(),
+        Some(writer.dir()),
+        baseline,
+        threshold_percent,
+        json,
+    )
 }
 
 /// Ends a run: writes every report (marked incomplete when `cancel` fired)
@@ -255,6 +261,7 @@ fn conclude(
 /// when an engine failed and a metric regressed.
 fn verdict(
     suite: &SuiteResults,
+    current_dir: Option<&Path>,
     baseline: Option<&Path>,
     threshold_percent: f64,
     json: bool,
@@ -263,6 +270,7 @@ fn verdict(
         Some(baseline) => Some(super::compare::against(
             baseline,
             suite,
+            current_dir,
             threshold_percent / 100.0,
             false,
             if json {

@@ -15,23 +15,65 @@ use spark_report::nightly::{self, Call, Direction, Judged, band, bootstrap, fail
 /// Earlier runs a verdict looks back on.
 pub(crate) const WINDOW: usize = 30;
 
-/// How a metric is judged: its history name, which way is better, and the
-/// per-request statistic of the weak (bootstrap) verdict.
+/// How a metric is judged: its history name, which way is better, the
+/// per-request statistic of the weak (bootstrap) verdict, and whether it is
+/// a tail.
+///
+/// A tail (a p99) is noisier from night to night than a median: its band's
+/// spread is floored at [`band::MIN_RELATIVE_SPREAD_TAIL`] instead of
+/// [`band::MIN_RELATIVE_SPREAD`], its practical threshold is twice the
+/// run's, and a p99 over requests is judged only when the run had at least
+/// [`MIN_SAMPLES_FOR_P99`] successful requests (below that it is the
+/// largest value, not a percentile).
 struct KeyMetric {
     name: &'static str,
     direction: Direction,
     statistic: Option<bootstrap::Statistic>,
+    tail: Tail,
 }
+
+/// What kind of tail a metric is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// A median or a throughput.
+    No,
+    /// A percentile over requests (needs enough requests).
+    OverRequests,
+    /// A percentile over inter-token gaps (many per request).
+    OverGaps,
+}
+
+/// Successful requests a run needs for its p99 over requests to be judged.
+pub(crate) const MIN_SAMPLES_FOR_P99: u32 = 20;
 
 const fn key(
     name: &'static str,
     direction: Direction,
     statistic: Option<bootstrap::Statistic>,
+    tail: Tail,
 ) -> KeyMetric {
     KeyMetric {
         name,
         direction,
         statistic,
+        tail,
+    }
+}
+
+impl KeyMetric {
+    fn min_relative_spread(&self) -> f64 {
+        match self.tail {
+            Tail::No => band::MIN_RELATIVE_SPREAD,
+            Tail::OverRequests | Tail::OverGaps => band::MIN_RELATIVE_SPREAD_TAIL,
+        }
+    }
+
+    /// The practical threshold of this metric, from the run's.
+    fn threshold(&self, threshold: f64) -> f64 {
+        match self.tail {
+            Tail::No => threshold,
+            Tail::OverRequests | Tail::OverGaps => 2.0 * threshold,
+        }
     }
 }
 
@@ -41,26 +83,56 @@ const KEY_METRICS: &[KeyMetric] = &[
         "ttft_ms.p50",
         Direction::LowerIsBetter,
         Some(bootstrap::median),
+        Tail::No,
     ),
     key(
         "ttft_ms.p99",
         Direction::LowerIsBetter,
         Some(bootstrap::p99),
+        Tail::OverRequests,
     ),
     key(
         "tpot_ms.p50",
         Direction::LowerIsBetter,
         Some(bootstrap::median),
+        Tail::No,
     ),
-    key("itl_ms.p99", Direction::LowerIsBetter, Some(bootstrap::p99)),
+    key(
+        "itl_ms.p50",
+        Direction::LowerIsBetter,
+        Some(bootstrap::median),
+        Tail::No,
+    ),
+    key(
+        "itl_ms.p99",
+        Direction::LowerIsBetter,
+        Some(bootstrap::p99),
+        Tail::OverGaps,
+    ),
     key(
         "e2e_ms.p50",
         Direction::LowerIsBetter,
         Some(bootstrap::median),
+        Tail::No,
     ),
-    key("output_throughput_tok_s", Direction::HigherIsBetter, None),
-    key("request_throughput_rps", Direction::HigherIsBetter, None),
-    key("time_to_healthy_s", Direction::LowerIsBetter, None),
+    key(
+        "output_throughput_tok_s",
+        Direction::HigherIsBetter,
+        None,
+        Tail::No,
+    ),
+    key(
+        "request_throughput_rps",
+        Direction::HigherIsBetter,
+        None,
+        Tail::No,
+    ),
+    key(
+        "time_to_healthy_s",
+        Direction::LowerIsBetter,
+        None,
+        Tail::No,
+    ),
 ];
 
 /// The failure-rate pseudo-metric's name in verdicts.
@@ -156,10 +228,19 @@ pub(crate) fn call_in_series(
             Direction::LowerIsBetter
         },
         statistic: None,
+        tail: if metric.ends_with(".p99") || metric.ends_with(".p90") {
+            Tail::OverRequests
+        } else {
+            Tail::No
+        },
     };
     let key = key.unwrap_or(&fallback);
     let judged = judge_metric(key, &comparable, tonight)?;
-    Some(judged.call(key.direction, threshold, judged.p_value <= level))
+    Some(judged.call(
+        key.direction,
+        key.threshold(threshold),
+        judged.p_value <= level,
+    ))
 }
 
 /// "image A → B" or "command changed" between the previous comparable run
@@ -193,9 +274,26 @@ fn likely_cause(previous: Option<&&Point>, tonight: &Point) -> Option<String> {
 /// Judges one metric; `None` when there is nothing comparable to judge by.
 fn judge_metric(metric: &KeyMetric, earlier: &[&Point], tonight: &Point) -> Option<Judged> {
     let value = tonight.value?;
-    let history: Vec<f64> = earlier.iter().filter_map(|p| p.value).collect();
+    let enough = |p: &Point| {
+        metric.tail != Tail::OverRequests
+            || p.n_requests.saturating_sub(p.n_failed) >= MIN_SAMPLES_FOR_P99
+    };
+    if !enough(tonight) {
+        // The "p99" of a handful of requests is their largest value.
+        return None;
+    }
+    let history: Vec<f64> = earlier
+        .iter()
+        .filter(|p| enough(p))
+        .filter_map(|p| p.value)
+        .collect();
     if history.len() >= nightly::MIN_HISTORY {
-        return band::judge(&history, value, metric.direction);
+        return band::judge(
+            &history,
+            value,
+            metric.direction,
+            metric.min_relative_spread(),
+        );
     }
     // Too little history for its own spread: the last comparable run as a
     // baseline, by resampling both runs' requests.
@@ -298,10 +396,12 @@ pub(crate) fn judge_run(
             verdict.call = if is_failure {
                 failures::call(&verdict.judged, discovered)
             } else {
-                let direction = KEY_METRICS
+                let (direction, threshold) = KEY_METRICS
                     .iter()
                     .find(|k| k.name == verdict.metric)
-                    .map_or(Direction::LowerIsBetter, |k| k.direction);
+                    .map_or((Direction::LowerIsBetter, threshold), |k| {
+                        (k.direction, k.threshold(threshold))
+                    });
                 verdict.judged.call(direction, threshold, discovered)
             };
             verdict

@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod compare;
 pub(crate) mod demo;
+pub(crate) mod export;
 mod flow;
 pub(crate) mod history;
 mod judge;

@@ -106,6 +106,8 @@ pub struct RunOpts {
     pub json: bool,
     #[command(flatten)]
     pub history: super::history::HistoryArgs,
+    #[command(flatten)]
+    pub export: super::export::ExportArgs,
     /// Name of the environment variable holding the engines' API key.
     #[arg(long, value_name = "VAR")]
     pub api_key_env: Option<String>,
@@ -208,6 +210,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         opts.threshold,
         opts.json,
     )?;
+    let code = super::export::after_finish(code, &opts.export, writer.suite()).await;
     super::history::after_finish(
         code,
         &opts.history,
