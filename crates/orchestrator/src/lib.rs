@@ -44,6 +44,8 @@ mod health;
 mod image_ref;
 mod mask;
 mod redact;
+mod resources;
+mod running;
 mod sweep;
 
 pub use compose::{
@@ -51,8 +53,9 @@ pub use compose::{
     parse_duration,
 };
 pub use daemon::canonical_host;
-pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions};
+pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, StartOptions};
 pub use emergency::EmergencyStop;
 pub use error::OrchestratorError;
 pub use health::{HealthOptions, StartupCost};
+pub use running::RunningService;
 pub use sweep::{RestoreOutcome, StoppedContainer};
