@@ -41,6 +41,12 @@ document.body.dataset.ready = 'true';
 
 /// Renders the whole report as one HTML page.
 pub fn render(suite: &SuiteResults) -> String {
+    render_with_trends(suite, &[])
+}
+
+/// The report with the history's trends of the run's engines (see
+/// [`super::trends`]), after the charts.
+pub fn render_with_trends(suite: &SuiteResults, trends: &[super::trends::Trend]) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
@@ -93,6 +99,7 @@ pub fn render(suite: &SuiteResults) -> String {
         out.push_str("</tbody></table>\n");
     }
     charts(&mut out, suite);
+    out.push_str(&super::trends::section(trends));
     let failed = failures(suite);
     if !failed.is_empty() {
         out.push_str("<h2>Engines without full results</h2>\n<ul>\n");

@@ -6,6 +6,7 @@ pub mod markdown;
 pub mod openmetrics;
 pub mod svg;
 pub mod text;
+pub mod trends;
 
 use spark_results::{EngineOutcome, RestoreStatus, SuiteResults};
 

@@ -111,6 +111,7 @@ pub(crate) fn record(
     if !json {
         eprintln!("added to the history {}", path.display());
     }
+    super::trends::rewrite_report(&history, suite, run_dir, threshold);
     if !args.check_history {
         return Ok(None);
     }
@@ -224,21 +225,21 @@ pub enum HistoryAction {
 
 /// One run of a series, as shown.
 #[derive(Debug, Serialize)]
-struct Row {
-    run_id: i64,
-    started_unix_ms: u64,
-    value: Option<f64>,
-    image_id: Option<String>,
-    call: Option<Call>,
-    change_point: Option<f64>,
+pub(crate) struct Row {
+    pub(crate) run_id: i64,
+    pub(crate) started_unix_ms: u64,
+    pub(crate) value: Option<f64>,
+    pub(crate) image_id: Option<String>,
+    pub(crate) call: Option<Call>,
+    pub(crate) change_point: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
-struct Series {
-    engine: String,
-    scenario: String,
-    metric: String,
-    runs: Vec<Row>,
+pub(crate) struct Series {
+    pub(crate) engine: String,
+    pub(crate) scenario: String,
+    pub(crate) metric: String,
+    pub(crate) runs: Vec<Row>,
 }
 
 pub(crate) fn run(opts: &HistoryOpts) -> anyhow::Result<u8> {
@@ -298,7 +299,7 @@ pub(crate) fn run(opts: &HistoryOpts) -> anyhow::Result<u8> {
     Ok(crate::EXIT_OK)
 }
 
-fn series_of(
+pub(crate) fn series_of(
     engine: &str,
     scenario: &str,
     metric: &str,
