@@ -101,14 +101,49 @@ impl Loader {
     }
 
     pub(super) fn run(&mut self, options: &LoadOptions) -> Option<ComposeProject> {
-        let shell = &options.environment;
         let files = self.resolve_files(options)?;
         let working_dir = files
             .first()
             .map(|f| project_dir(f))
             .unwrap_or_else(|| PathBuf::from("."));
+        let vars = self.variables(options, &working_dir);
+        let documents = self.read_documents(&files, &vars)?;
+        let (merged, merged_raw) = self.merge(documents);
+        let name = self.project_name(options, &vars, &merged, &working_dir);
+        let profiles = active_profiles(options, &vars);
+        let networks = self.top_level_networks(&merged, &name);
+        let volumes = self.top_level_volumes(&merged, &name);
+        let ctx = service::Context {
+            project: &name,
+            working_dir: &working_dir,
+            vars: &vars,
+            profiles: &profiles,
+            networks: &networks,
+            volumes: &volumes,
+        };
+        let services = self.services(&merged, &merged_raw, &ctx);
+        self.check_container_names(&services);
 
-        // The interpolation variables: `.env`, then the shell over it.
+        let config_files = files
+            .iter()
+            .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
+            .collect();
+        Some(ComposeProject {
+            name,
+            working_dir: std::path::absolute(&working_dir).unwrap_or(working_dir),
+            config_files,
+            services,
+            networks,
+            volumes,
+            profiles,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// The interpolation variables: `.env` (or `--env-file`), then the
+    /// shell over it.
+    fn variables(&mut self, options: &LoadOptions, working_dir: &Path) -> Vars {
+        let shell = &options.environment;
         let mut vars: Vars = BTreeMap::new();
         let env_path = options
             .env_file
@@ -139,8 +174,16 @@ impl Loader {
         for (key, value) in shell {
             vars.insert(key.clone(), value.clone());
         }
+        vars
+    }
 
-        // Read, parse, merge keys, interpolate each file.
+    /// Reads, parses and interpolates each file, as (raw, interpolated);
+    /// `None` when any of them could not be read or parsed.
+    fn read_documents(
+        &mut self,
+        files: &[PathBuf],
+        vars: &Vars,
+    ) -> Option<Vec<(Mapping, Mapping)>> {
         let mut documents: Vec<(Mapping, Mapping)> = Vec::new();
         for (file_idx, path) in files.iter().enumerate() {
             let text = match std::fs::read_to_string(path) {
@@ -160,17 +203,18 @@ impl Loader {
             });
             if let Some(raw) = self.parse_yaml(file_idx, &text) {
                 let mut interpolated = Value::Mapping(raw.clone());
-                self.interpolate_tree(file_idx, &mut interpolated, &mut Vec::new(), &vars);
+                self.interpolate_tree(file_idx, &mut interpolated, &mut Vec::new(), vars);
                 if let Value::Mapping(interpolated) = interpolated {
                     documents.push((raw, interpolated));
                 }
             }
         }
-        if documents.len() != files.len() {
-            return None;
-        }
+        (documents.len() == files.len()).then_some(documents)
+    }
 
-        // Top-level keys and the merge of several files.
+    /// Checks each file's top-level keys and merges the files in order:
+    /// the interpolated tree and the raw one.
+    fn merge(&mut self, documents: Vec<(Mapping, Mapping)>) -> (Mapping, Mapping) {
         let mut merged = Mapping::new();
         let mut merged_raw = Mapping::new();
         for (file_idx, (raw, doc)) in documents.into_iter().enumerate() {
@@ -222,8 +266,18 @@ impl Loader {
             merge_documents(&mut merged, doc);
             merge_documents(&mut merged_raw, raw);
         }
+        (merged, merged_raw)
+    }
 
-        // The project name.
+    /// The project name: `-p`, `COMPOSE_PROJECT_NAME`, the top-level
+    /// `name:`, else the project directory's name; normalised.
+    fn project_name(
+        &mut self,
+        options: &LoadOptions,
+        vars: &Vars,
+        merged: &Mapping,
+        working_dir: &Path,
+    ) -> String {
         let top_name = merged.get("name").and_then(scalar_text);
         let dir_name = working_dir
             .file_name()
@@ -250,24 +304,16 @@ impl Loader {
                 .hint("pass -p NAME with lower-case letters, digits, `-` or `_`"),
             );
         }
-        let profiles: Vec<String> = if options.profiles.is_empty() {
-            vars.get("COMPOSE_PROFILES")
-                .map(|p| {
-                    p.split(',')
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        } else {
-            options.profiles.clone()
-        };
+        name
+    }
 
-        let networks = self.top_level_networks(&merged, &name);
-        let volumes = self.top_level_volumes(&merged, &name);
-
-        // Services.
+    /// Parses each service of the merged tree.
+    fn services(
+        &mut self,
+        merged: &Mapping,
+        merged_raw: &Mapping,
+        ctx: &service::Context<'_>,
+    ) -> Vec<service::Service> {
         let mut services = Vec::new();
         let empty = Mapping::new();
         let service_values = merged
@@ -283,15 +329,7 @@ impl Loader {
                 continue;
             };
             let raw = raw_services.get(key).unwrap_or(&Value::Null);
-            let ctx = service::Context {
-                project: &name,
-                working_dir: &working_dir,
-                vars: &vars,
-                profiles: &profiles,
-                networks: &networks,
-                volumes: &volumes,
-            };
-            let (service, problems) = service::Service::parse(&service_name, value, raw, &ctx);
+            let (service, problems) = service::Service::parse(&service_name, value, raw, ctx);
             for problem in problems {
                 self.push_service(&service_name, problem);
             }
@@ -299,10 +337,13 @@ impl Loader {
                 services.push(service);
             }
         }
+        services
+    }
 
-        // Two services with one container name.
+    /// Two services with one container name.
+    fn check_container_names(&mut self, services: &[service::Service]) {
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        for service in &services {
+        for service in services {
             if let Some(existing) = seen.insert(
                 service.container_name().to_owned(),
                 service.name().to_owned(),
@@ -320,21 +361,6 @@ impl Loader {
                 );
             }
         }
-
-        let config_files = files
-            .iter()
-            .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
-            .collect();
-        Some(ComposeProject {
-            name,
-            working_dir: std::path::absolute(&working_dir).unwrap_or(working_dir),
-            config_files,
-            services,
-            networks,
-            volumes,
-            profiles,
-            warnings: Vec::new(),
-        })
     }
 
     fn resolve_files(&mut self, options: &LoadOptions) -> Option<Vec<PathBuf>> {
@@ -366,5 +392,22 @@ impl Loader {
                 None
             }
         }
+    }
+}
+
+/// `--profile`, else `COMPOSE_PROFILES` (comma-separated).
+fn active_profiles(options: &LoadOptions, vars: &Vars) -> Vec<String> {
+    if options.profiles.is_empty() {
+        vars.get("COMPOSE_PROFILES")
+            .map(|p| {
+                p.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        options.profiles.clone()
     }
 }
