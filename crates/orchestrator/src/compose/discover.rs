@@ -294,10 +294,10 @@ pub(super) fn discover(
         && !sim
         && service.device_requests.is_empty()
         && service.runtime.as_deref() != Some("nvidia")
-        && !service.devices.iter().any(|d| d.contains("nvidia"))
+        && !service.devices.iter().any(|d| is_gpu_device(d))
     {
         p.warning(ypath!["image"], format!("{flavor} image without a GPU reservation"))
-            .hint = Some("add deploy.resources.reservations.devices (driver: nvidia, count: all, capabilities: [gpu]) or `gpus: all`".into());
+            .hint = Some("add deploy.resources.reservations.devices (driver: nvidia, count: all, capabilities: [gpu]) or `gpus: all`; for an AMD GPU, `devices: [/dev/kfd, /dev/dri]` and `group_add: [video]`".into());
     }
 
     let container_port = flag_value(&words, &["--port"])
@@ -450,6 +450,18 @@ fn url_port(url: &str) -> Option<u16> {
     }
 }
 
+/// Whether a `devices:` entry (`HOST[:CONTAINER[:PERMISSIONS]]`) hands the
+/// container a GPU: an NVIDIA device node, or AMD's ROCm nodes (`/dev/kfd`,
+/// the compute interface, and `/dev/dri` or one of its render nodes), as
+/// the ROCm images' documented `docker run --device` flags do.
+pub(crate) fn is_gpu_device(entry: &str) -> bool {
+    let host = entry.split(':').next().unwrap_or_default();
+    host.contains("nvidia")
+        || host == "/dev/kfd"
+        || host == "/dev/dri"
+        || host.starts_with("/dev/dri/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,5 +487,26 @@ mod tests {
             Some(Flavor::LlamaCpp)
         );
         assert_eq!(flavor_from_image("redis:7"), None);
+        assert_eq!(
+            flavor_from_image("rocm/vllm:rocm6.4.1_vllm_0.9.1_20250715"),
+            Some(Flavor::Vllm)
+        );
+    }
+
+    #[test]
+    fn gpu_device_nodes() {
+        for gpu in [
+            "/dev/kfd",
+            "/dev/dri",
+            "/dev/dri/renderD128",
+            "/dev/dri:/dev/dri:rwm",
+            "/dev/nvidia0",
+            "/dev/nvidiactl:/dev/nvidiactl",
+        ] {
+            assert!(is_gpu_device(gpu), "{gpu}");
+        }
+        for other in ["/dev/fuse", "/dev/drive", "/dev/kfdx", "/dev/snd:/dev/dri"] {
+            assert!(!is_gpu_device(other), "{other}");
+        }
     }
 }

@@ -55,6 +55,7 @@ const SUPPORTED: &[&str] = &[
     "tmpfs",
     "sysctls",
     "devices",
+    "group_add",
     "build",
     "x-spark-perf",
 ];
@@ -93,7 +94,6 @@ const UNSUPPORTED: &[&str] = &[
     "driver_opts",
     "extends",
     "external_links",
-    "group_add",
     "isolation",
     "links",
     "mac_address",

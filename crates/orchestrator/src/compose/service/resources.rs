@@ -1,5 +1,6 @@
 //! Resources and devices: `shm_size`, `mem_limit`, `cpus`, `ulimits`,
-//! `deploy:` (limits, reservations, restart policy), `gpus:` and `devices:`.
+//! `deploy:` (limits, reservations, restart policy), `gpus:`, `devices:` and
+//! `group_add:` (the groups that own device nodes, e.g. `video` for AMD GPUs).
 
 use std::collections::BTreeMap;
 
@@ -46,6 +47,8 @@ pub(super) struct Resources {
     pub(super) ulimits: Vec<(String, i64, i64)>,
     pub(super) device_requests: Vec<DeviceRequestSpec>,
     pub(super) devices: Vec<String>,
+    /// Extra groups of the container's user, names or numeric ids.
+    pub(super) group_add: Vec<String>,
 }
 
 /// Parses the resource keys of a service; `deploy.restart_policy` fills
@@ -128,6 +131,7 @@ pub(super) fn parse_resources(
         ulimits,
         device_requests,
         devices: get("devices").map(string_list).unwrap_or_default(),
+        group_add: get("group_add").map(string_list).unwrap_or_default(),
     }
 }
 
