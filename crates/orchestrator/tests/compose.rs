@@ -654,3 +654,84 @@ impl Scratch {
         self.0.join(name)
     }
 }
+
+#[test]
+fn selection_by_profiles_and_its_reasons() {
+    let file = repo_file("sim.yml");
+    let picked = |profiles: &[&str], only: &[&str]| -> Vec<(String, bool, String)> {
+        let project = ComposeProject::load(&LoadOptions {
+            profiles: profiles.iter().map(|p| (*p).to_owned()).collect(),
+            ..options(vec![file.clone()], BTreeMap::new())
+        })
+        .unwrap();
+        let only: Vec<String> = only.iter().map(|o| (*o).to_owned()).collect();
+        project
+            .selection(&only, &[])
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.service.name, s.selected, s.reason))
+            .collect()
+    };
+    let selected = |all: &[(String, bool, String)]| -> Vec<String> {
+        all.iter()
+            .filter(|(_, on, _)| *on)
+            .map(|(name, _, _)| name.clone())
+            .collect()
+    };
+    // A file with engines outside profiles: those, as compose starts them.
+    let default = picked(&[], &[]);
+    assert_eq!(
+        selected(&default),
+        [
+            "sim-vllm-fp8-moe",
+            "sim-trtllm-bf16-dense",
+            "sim-llamacpp-q4"
+        ]
+    );
+    let crash = default
+        .iter()
+        .find(|(name, _, _)| name == "sim-crash-on-load")
+        .unwrap();
+    assert_eq!(
+        crash.2,
+        "behind profile faults, which is not active (--profile faults benchmarks it)"
+    );
+    // Naming a profile names the engines: only those in it.
+    let faults = picked(&["faults"], &[]);
+    assert_eq!(
+        selected(&faults),
+        ["sim-crash-on-load", "sim-crash-loop", "sim-never-ready"]
+    );
+    assert!(
+        faults
+            .iter()
+            .any(|(name, on, why)| name == "sim-vllm-fp8-moe"
+                && !on
+                && why.starts_with("has no profile, and the active profiles (faults)")),
+        "{faults:?}"
+    );
+    // --only wins over profiles.
+    assert_eq!(
+        selected(&picked(&["faults"], &["sim-llamacpp-q4"])),
+        ["sim-llamacpp-q4"]
+    );
+}
+
+#[test]
+fn engines_all_behind_profiles_are_each_selected() {
+    let (_scratch, _file, checked) = check_text(
+        "all-profiled",
+        "services:\n  a:\n    image: vllm/vllm-openai:v1\n    profiles: [a]\n    gpus: all\n    ports: [\"8000:8000\"]\n  b:\n    image: vllm/vllm-openai:v1\n    profiles: [b]\n    gpus: all\n    ports: [\"8001:8000\"]\n  db:\n    image: redis:7\n    profiles: [b]\n",
+    );
+    let project = checked.project.expect("valid");
+    let names: Vec<String> = project
+        .select(&[], &[])
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    // Compose's rules still say which services are on.
+    assert!(!project.service("db").unwrap().enabled());
+    assert!(project.inference_services().is_empty());
+}

@@ -57,3 +57,45 @@ fn an_amd_rocm_engine_is_planned_without_a_gpu_warning() {
     assert!(line.contains("127.0.0.1:8000"), "{line}");
     assert!(line.contains("model Qwen/Qwen3-8B"), "{line}");
 }
+
+#[test]
+fn engines_behind_profiles_are_each_benchmarked_and_profile_restricts_them() {
+    let (code, stderr) = dry_run("profiles.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for (service, model) in [
+        ("qwen32", "Qwen/Qwen3-32B"),
+        ("llama8", "meta-llama/Llama-3.1-8B-Instruct"),
+        ("gemma", "google/gemma-3-4b-it"),
+    ] {
+        let line = plan_line(&stderr, service);
+        assert!(line.contains(&format!("model {model}")), "{line}");
+    }
+    assert_eq!(
+        stderr.matches("selected: behind profile").count(),
+        3,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("every engine of the file is behind a profile"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("for 3 engines"), "{stderr}");
+    assert!(!stderr.contains("webui"), "{stderr}");
+
+    let (code, stderr) = dry_run("profiles.yml", &["--profile", "small"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "gemma").contains("model google/gemma-3-4b-it"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("selected: in active profile small"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not benchmarked: qwen32: behind profile qwen32, which is not active"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not benchmarked: llama8:"), "{stderr}");
+    assert!(stderr.contains("for 1 engines"), "{stderr}");
+}

@@ -164,42 +164,38 @@ impl ComposeProject {
             .collect()
     }
 
-    /// The inference services to benchmark: those named in `only` (any
-    /// inference service, even one whose profile is off, as `docker compose
-    /// up NAME` does), else every enabled one; minus those in `skip`.
-    /// An unknown name is an error listing the services with the closest
-    /// one.
+    /// The inference services to benchmark, in file order: see
+    /// [`ComposeProject::selection`] for the rules.
     pub fn select(
         &self,
         only: &[String],
         skip: &[String],
     ) -> Result<Vec<InferenceService>, OrchestratorError> {
-        for name in only.iter().chain(skip) {
-            let Some(service) = self.service(name) else {
-                let names: Vec<&str> = self.services.iter().map(Service::name).collect();
-                return Err(OrchestratorError::ServiceNotFound {
-                    name: name.clone(),
-                    suggestion: units::closest(name, names.iter().copied()).map(str::to_owned),
-                    available: names.iter().map(|s| (*s).to_owned()).collect(),
-                });
-            };
-            if service.inference().is_none() {
-                return Err(OrchestratorError::NotAnInferenceService { name: name.clone() });
-            }
-        }
-        let chosen: Vec<InferenceService> = if only.is_empty() {
-            self.inference_services()
-        } else {
-            self.services
-                .iter()
-                .filter(|s| only.iter().any(|o| o == s.name()))
-                .filter_map(|s| s.inference().cloned())
-                .collect()
-        };
-        Ok(chosen
+        Ok(self
+            .selection(only, skip)?
             .into_iter()
-            .filter(|s| !skip.contains(&s.name))
+            .filter(|s| s.selected)
+            .map(|s| s.service)
             .collect())
+    }
+
+    /// Checks that `name` is an inference service of the project; an unknown
+    /// name is an error listing the services with the closest one.
+    pub(super) fn check_inference_name(&self, name: &str) -> Result<(), OrchestratorError> {
+        let Some(service) = self.service(name) else {
+            let names: Vec<&str> = self.services.iter().map(Service::name).collect();
+            return Err(OrchestratorError::ServiceNotFound {
+                name: name.to_owned(),
+                suggestion: units::closest(name, names.iter().copied()).map(str::to_owned),
+                available: names.iter().map(|s| (*s).to_owned()).collect(),
+            });
+        };
+        if service.inference().is_none() {
+            return Err(OrchestratorError::NotAnInferenceService {
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
     }
 }
 
