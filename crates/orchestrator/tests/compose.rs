@@ -735,3 +735,37 @@ fn engines_all_behind_profiles_are_each_selected() {
     assert!(!project.service("db").unwrap().enabled());
     assert!(project.inference_services().is_empty());
 }
+
+#[test]
+fn a_port_without_a_host_port_is_assigned_by_docker() {
+    let (_scratch, _file, checked) = check_text(
+        "assigned",
+        "services:\n  a:\n    image: spark-sim:dev\n    ports: [\"8000\"]\n  b:\n    image: spark-sim:dev\n    ports: [\"[::1]::8000\", \"9090:9090\"]\n  c:\n    image: spark-sim:dev\n    ports: [\"8001:8000\"]\n",
+    );
+    let project = checked.project.expect("valid");
+    let a = inference(&project, "a");
+    let port = a.assigned_port.clone().expect("assigned by Docker");
+    assert_eq!((port.container_port, port.host_ip), (8000, None));
+    assert_eq!((a.host_port, a.host_port_known()), (0, false));
+    // Once read back from the container, the URL follows.
+    let started = a.with_host_port(49153);
+    assert_eq!(
+        (started.host_port, started.base_url.as_str()),
+        (49153, "http://127.0.0.1:49153")
+    );
+    // The engine's own port listed without a host port wins over another
+    // published port; the host address stays.
+    let b = inference(&project, "b");
+    assert_eq!(
+        b.assigned_port.clone().and_then(|p| p.host_ip).as_deref(),
+        Some("::1")
+    );
+    assert_eq!(b.base_url.clone(), "http://[::1]:0".to_owned());
+    assert_eq!(
+        b.clone().with_host_port(40000).base_url,
+        "http://[::1]:40000"
+    );
+    let c = inference(&project, "c");
+    assert!(c.host_port_known());
+    assert_eq!(c.host_port, 8001);
+}

@@ -99,3 +99,23 @@ fn engines_behind_profiles_are_each_benchmarked_and_profile_restricts_them() {
     assert!(stderr.contains("not benchmarked: llama8:"), "{stderr}");
     assert!(stderr.contains("for 1 engines"), "{stderr}");
 }
+
+#[test]
+fn a_container_only_port_is_planned_as_assigned_by_docker() {
+    let (code, stderr) = dry_run("ephemeral-port.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for (service, host) in [
+        ("any-port", "127.0.0.1"),
+        ("loopback-any-port", "127.0.0.1"),
+        ("long-syntax", "127.0.0.1"),
+    ] {
+        let line = plan_line(&stderr, service);
+        assert!(
+            line.contains(&format!(
+                "http://{host}:<assigned by Docker to container port 8000>"
+            )),
+            "{line}"
+        );
+        assert!(line.contains("model tiny"), "{line}");
+    }
+}

@@ -31,7 +31,7 @@ use serde_yaml::Value;
 
 pub(crate) use diagnostic::Problem;
 pub use diagnostic::{Checked, Diagnostic, Severity};
-pub use discover::{Flavor, InferenceService};
+pub use discover::{AssignedPort, Flavor, InferenceService};
 pub use project::{ComposeProject, LoadOptions, normalize_project_name};
 pub(crate) use project::{NetworkSpec, VolumeSpec};
 pub use selection::Selection;

@@ -336,11 +336,23 @@ fn print_plan(project: &ComposeProject, selection: &[Selection], scenarios: &[Sc
             continue;
         }
         n_engines += 1;
+        // A host port Docker picks is only known once the container runs.
+        let url = match &service.assigned_port {
+            Some(port) => format!(
+                "{}:<assigned by Docker to container port {}>",
+                service
+                    .base_url
+                    .rsplit_once(':')
+                    .map_or(service.base_url.as_str(), |(prefix, _)| prefix),
+                port.container_port
+            ),
+            None => service.base_url.clone(),
+        };
         eprintln!(
             "  {:<24} {:<9} {} model {} ({})",
             service.name,
             service.flavor.id(),
-            service.base_url,
+            url,
             service
                 .served_model
                 .as_deref()
