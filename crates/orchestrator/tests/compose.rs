@@ -769,3 +769,43 @@ fn a_port_without_a_host_port_is_assigned_by_docker() {
     assert!(c.host_port_known());
     assert_eq!(c.host_port, 8001);
 }
+
+#[test]
+fn a_key_written_twice_is_reported_at_its_second_line() {
+    let (_scratch, file, checked) = check_text(
+        "duplicate-service",
+        "services:\n  a:\n    image: redis:7\n  b:\n    image: redis:7\n\n  a:\n    image: redis:8\n",
+    );
+    assert!(checked.has_errors());
+    assert_eq!(
+        rendered(&checked),
+        format!(
+            "{}:7: service a: service `a` is defined twice (first at line 2)\n  hint: YAML keeps one value per key: merge the two, or rename one",
+            file.display()
+        )
+    );
+    let (_scratch, file, checked) = check_text(
+        "duplicate-env",
+        "services:\n  a:\n    image: redis:7\n    ports:\n      - target: 8000\n        published: 8000\n        target: 8001\n    environment:\n      X: 1\n",
+    );
+    let text = rendered(&checked);
+    assert!(
+        text.starts_with(&format!(
+            "{}:7: service a: `target` is written twice under `services.a.ports[0]` (first at line 5)",
+            file.display()
+        )),
+        "{text}"
+    );
+    let (_scratch, file, checked) = check_text(
+        "duplicate-top",
+        "services:\n  a:\n    image: redis:7\nservices:\n  b:\n    image: redis:7\n",
+    );
+    let text = rendered(&checked);
+    assert!(
+        text.starts_with(&format!(
+            "{}:4: `services` is written twice under `the top level` (first at line 1)",
+            file.display()
+        )),
+        "{text}"
+    );
+}

@@ -119,3 +119,13 @@ fn a_container_only_port_is_planned_as_assigned_by_docker() {
         assert!(line.contains("model tiny"), "{line}");
     }
 }
+
+#[test]
+fn a_service_defined_twice_is_an_error_at_its_second_line() {
+    let (code, stderr) = dry_run("invalid/duplicate-service.yml", &[]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("duplicate-service.yml:10: service vllm: service `vllm` is defined twice (first at line 4)"),
+        "{stderr}"
+    );
+}

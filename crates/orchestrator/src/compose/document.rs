@@ -25,6 +25,10 @@ impl Loader {
                     Some(pos) => message[..pos].to_owned(),
                     None => message,
                 };
+                if let Some(diagnostic) = self.duplicate_key(file_idx, &message) {
+                    self.diagnostics.push(diagnostic);
+                    return None;
+                }
                 let hint = if message.contains("unknown anchor") {
                     Some("define the anchor (`&name`) before its first use (`*name`)".to_owned())
                 } else if message.contains("mapping values are not allowed") {
@@ -73,6 +77,50 @@ impl Loader {
                 None
             }
         }
+    }
+
+    /// serde_yaml reports a key written twice (`services: duplicate entry
+    /// with key "vllm"`) at the start of the mapping; this finds the second
+    /// occurrence's own line, and names the service.
+    fn duplicate_key(&self, file_idx: usize, message: &str) -> Option<Diagnostic> {
+        const MARK: &str = "duplicate entry with key ";
+        let (at, key) = match message.split_once(&format!(": {MARK}")) {
+            Some((at, key)) => (at, key),
+            None => ("", message.strip_prefix(MARK)?),
+        };
+        let key = serde_json::from_str::<String>(key).unwrap_or_else(|_| key.to_owned());
+        let parent = yaml_path(at)?;
+        let file = &self.files[file_idx];
+        let lines = file.locator.key_lines(&parent, &key);
+        let (first, again) = (lines.first().copied(), lines.get(1).copied());
+        let mut full = parent.clone();
+        full.push(Seg::Key(key.clone()));
+        let (service, message) = match parent.as_slice() {
+            [Seg::Key(top)] if top == "services" => (
+                Some(key.clone()),
+                format!(
+                    "service `{key}` is defined twice{}",
+                    first.map_or(String::new(), |l| format!(" (first at line {l})"))
+                ),
+            ),
+            _ => (
+                service_of(&full),
+                format!(
+                    "`{key}` is written twice under `{}`{}",
+                    if at.is_empty() { "the top level" } else { at },
+                    first.map_or(String::new(), |l| format!(" (first at line {l})"))
+                ),
+            ),
+        };
+        Some(Diagnostic {
+            file: file.path.clone(),
+            line: again.or(first),
+            column: None,
+            service,
+            severity: Severity::Error,
+            message,
+            hint: Some("YAML keeps one value per key: merge the two, or rename one".into()),
+        })
     }
 
     /// Interpolates every string value (never keys), as compose does.
@@ -145,4 +193,28 @@ fn service_of(at: &[Seg]) -> Option<String> {
         [Seg::Key(top), Seg::Key(name), ..] if top == "services" => Some(name.clone()),
         _ => None,
     }
+}
+
+/// serde_yaml's dotted path of a value (`services.vllm.ports[2]`) as
+/// segments; `None` for what it cannot be (a key holding a dot is ambiguous).
+fn yaml_path(at: &str) -> Option<Vec<Seg>> {
+    let mut path = Vec::new();
+    if at.is_empty() || at == "." {
+        return Some(path);
+    }
+    for part in at.split('.') {
+        let (key, mut rest) = match part.find('[') {
+            Some(pos) => (&part[..pos], &part[pos..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            path.push(Seg::Key(key.to_owned()));
+        }
+        while let Some(inner) = rest.strip_prefix('[') {
+            let (idx, after) = inner.split_once(']')?;
+            path.push(Seg::Index(idx.parse().ok()?));
+            rest = after;
+        }
+    }
+    Some(path)
 }
