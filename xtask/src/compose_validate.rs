@@ -141,6 +141,34 @@ mod tests {
         assert!(valid, "{}", lines.join("\n"));
     }
 
+    /// The CLI's compose fixtures (compose files as people write them) are
+    /// valid too: what `spark-perf run --dry-run` reads in its tests.
+    #[test]
+    fn the_cli_compose_fixtures_are_valid() {
+        let dir = crate::workspace_root().join("crates/spark-perf/tests/fixtures/compose");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "{}", dir.display());
+        let (lines, valid) = validate(&files, None, &[]);
+        assert!(valid, "{}", lines.join("\n"));
+        // Every fixture has an engine, and none draws a warning.
+        for (file, line) in files
+            .iter()
+            .zip(lines.iter().filter(|l| l.contains(": ok: ")))
+        {
+            assert!(
+                line.ends_with("inference), 0 warning(s)") && !line.contains("(0 inference)"),
+                "{}: {line}",
+                file.display()
+            );
+        }
+    }
+
     #[test]
     fn a_broken_file_is_reported_with_file_line_and_service() {
         let dir =

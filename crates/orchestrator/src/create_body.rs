@@ -255,6 +255,7 @@ pub(crate) fn container_body(
         }),
         device_requests: (!device_requests.is_empty()).then_some(device_requests),
         devices: (!devices.is_empty()).then_some(devices),
+        group_add: (!service.group_add.is_empty()).then(|| service.group_add.clone()),
         runtime: service.runtime.clone(),
         restart_policy,
         privileged: service.privileged.then_some(true),
@@ -296,5 +297,65 @@ pub(crate) fn container_body(
         host_config: Some(host_config),
         networking_config,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::{LoadOptions, Severity};
+
+    /// A fixture of the CLI's tests, loaded with an empty environment.
+    pub(crate) fn fixture(name: &str) -> ComposeProject {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../spark-perf/tests/fixtures/compose")
+            .join(name);
+        ComposeProject::load(&LoadOptions {
+            files: vec![file],
+            ..LoadOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn an_amd_rocm_service_gets_its_device_nodes_groups_and_host_settings() {
+        let project = fixture("rocm.yml");
+        // No "vLLM image without a GPU reservation": the device nodes are one.
+        let warnings: Vec<String> = project
+            .warnings()
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .map(ToString::to_string)
+            .collect();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let service = project.service("vllm-rocm").unwrap();
+        let body = container_body(&project, service, "sha256:abc");
+        let host = body.host_config.unwrap();
+        let devices: Vec<(Option<String>, Option<String>, Option<String>)> = host
+            .devices
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.path_on_host, d.path_in_container, d.cgroup_permissions))
+            .collect();
+        let node = |path: &str| {
+            (
+                Some(path.to_owned()),
+                Some(path.to_owned()),
+                Some("rwm".to_owned()),
+            )
+        };
+        assert_eq!(devices, [node("/dev/kfd"), node("/dev/dri")]);
+        assert_eq!(
+            host.group_add,
+            Some(vec!["video".to_owned(), "render".to_owned()])
+        );
+        assert_eq!(host.ipc_mode.as_deref(), Some("host"));
+        assert_eq!(host.cap_add, Some(vec!["SYS_PTRACE".to_owned()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["seccomp=unconfined".to_owned()])
+        );
+        assert_eq!(host.shm_size, Some(16 << 30));
+        assert_eq!(host.device_requests, None);
     }
 }

@@ -49,8 +49,8 @@ mod running;
 mod sweep;
 
 pub use compose::{
-    Checked, ComposeProject, Diagnostic, Flavor, InferenceService, LoadOptions, Service, Severity,
-    parse_duration,
+    AssignedPort, Checked, ComposeProject, Diagnostic, Flavor, InferenceService, LoadOptions,
+    Selection, Service, Severity, parse_duration,
 };
 pub use daemon::canonical_host;
 pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, StartOptions};

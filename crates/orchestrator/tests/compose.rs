@@ -654,3 +654,158 @@ impl Scratch {
         self.0.join(name)
     }
 }
+
+#[test]
+fn selection_by_profiles_and_its_reasons() {
+    let file = repo_file("sim.yml");
+    let picked = |profiles: &[&str], only: &[&str]| -> Vec<(String, bool, String)> {
+        let project = ComposeProject::load(&LoadOptions {
+            profiles: profiles.iter().map(|p| (*p).to_owned()).collect(),
+            ..options(vec![file.clone()], BTreeMap::new())
+        })
+        .unwrap();
+        let only: Vec<String> = only.iter().map(|o| (*o).to_owned()).collect();
+        project
+            .selection(&only, &[])
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.service.name, s.selected, s.reason))
+            .collect()
+    };
+    let selected = |all: &[(String, bool, String)]| -> Vec<String> {
+        all.iter()
+            .filter(|(_, on, _)| *on)
+            .map(|(name, _, _)| name.clone())
+            .collect()
+    };
+    // A file with engines outside profiles: those, as compose starts them.
+    let default = picked(&[], &[]);
+    assert_eq!(
+        selected(&default),
+        [
+            "sim-vllm-fp8-moe",
+            "sim-trtllm-bf16-dense",
+            "sim-llamacpp-q4"
+        ]
+    );
+    let crash = default
+        .iter()
+        .find(|(name, _, _)| name == "sim-crash-on-load")
+        .unwrap();
+    assert_eq!(
+        crash.2,
+        "behind profile faults, which is not active (--profile faults benchmarks it)"
+    );
+    // Naming a profile names the engines: only those in it.
+    let faults = picked(&["faults"], &[]);
+    assert_eq!(
+        selected(&faults),
+        ["sim-crash-on-load", "sim-crash-loop", "sim-never-ready"]
+    );
+    assert!(
+        faults
+            .iter()
+            .any(|(name, on, why)| name == "sim-vllm-fp8-moe"
+                && !on
+                && why.starts_with("has no profile, and the active profiles (faults)")),
+        "{faults:?}"
+    );
+    // --only wins over profiles.
+    assert_eq!(
+        selected(&picked(&["faults"], &["sim-llamacpp-q4"])),
+        ["sim-llamacpp-q4"]
+    );
+}
+
+#[test]
+fn engines_all_behind_profiles_are_each_selected() {
+    let (_scratch, _file, checked) = check_text(
+        "all-profiled",
+        "services:\n  a:\n    image: vllm/vllm-openai:v1\n    profiles: [a]\n    gpus: all\n    ports: [\"8000:8000\"]\n  b:\n    image: vllm/vllm-openai:v1\n    profiles: [b]\n    gpus: all\n    ports: [\"8001:8000\"]\n  db:\n    image: redis:7\n    profiles: [b]\n",
+    );
+    let project = checked.project.expect("valid");
+    let names: Vec<String> = project
+        .select(&[], &[])
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    // Compose's rules still say which services are on.
+    assert!(!project.service("db").unwrap().enabled());
+    assert!(project.inference_services().is_empty());
+}
+
+#[test]
+fn a_port_without_a_host_port_is_assigned_by_docker() {
+    let (_scratch, _file, checked) = check_text(
+        "assigned",
+        "services:\n  a:\n    image: spark-sim:dev\n    ports: [\"8000\"]\n  b:\n    image: spark-sim:dev\n    ports: [\"[::1]::8000\", \"9090:9090\"]\n  c:\n    image: spark-sim:dev\n    ports: [\"8001:8000\"]\n",
+    );
+    let project = checked.project.expect("valid");
+    let a = inference(&project, "a");
+    let port = a.assigned_port.clone().expect("assigned by Docker");
+    assert_eq!((port.container_port, port.host_ip), (8000, None));
+    assert_eq!((a.host_port, a.host_port_known()), (0, false));
+    // Once read back from the container, the URL follows.
+    let started = a.with_host_port(49153);
+    assert_eq!(
+        (started.host_port, started.base_url.as_str()),
+        (49153, "http://127.0.0.1:49153")
+    );
+    // The engine's own port listed without a host port wins over another
+    // published port; the host address stays.
+    let b = inference(&project, "b");
+    assert_eq!(
+        b.assigned_port.clone().and_then(|p| p.host_ip).as_deref(),
+        Some("::1")
+    );
+    assert_eq!(b.base_url.clone(), "http://[::1]:0".to_owned());
+    assert_eq!(
+        b.clone().with_host_port(40000).base_url,
+        "http://[::1]:40000"
+    );
+    let c = inference(&project, "c");
+    assert!(c.host_port_known());
+    assert_eq!(c.host_port, 8001);
+}
+
+#[test]
+fn a_key_written_twice_is_reported_at_its_second_line() {
+    let (_scratch, file, checked) = check_text(
+        "duplicate-service",
+        "services:\n  a:\n    image: redis:7\n  b:\n    image: redis:7\n\n  a:\n    image: redis:8\n",
+    );
+    assert!(checked.has_errors());
+    assert_eq!(
+        rendered(&checked),
+        format!(
+            "{}:7: service a: service `a` is defined twice (first at line 2)\n  hint: YAML keeps one value per key: merge the two, or rename one",
+            file.display()
+        )
+    );
+    let (_scratch, file, checked) = check_text(
+        "duplicate-env",
+        "services:\n  a:\n    image: redis:7\n    ports:\n      - target: 8000\n        published: 8000\n        target: 8001\n    environment:\n      X: 1\n",
+    );
+    let text = rendered(&checked);
+    assert!(
+        text.starts_with(&format!(
+            "{}:7: service a: `target` is written twice under `services.a.ports[0]` (first at line 5)",
+            file.display()
+        )),
+        "{text}"
+    );
+    let (_scratch, file, checked) = check_text(
+        "duplicate-top",
+        "services:\n  a:\n    image: redis:7\nservices:\n  b:\n    image: redis:7\n",
+    );
+    let text = rendered(&checked);
+    assert!(
+        text.starts_with(&format!(
+            "{}:4: `services` is written twice under `the top level` (first at line 1)",
+            file.display()
+        )),
+        "{text}"
+    );
+}

@@ -113,9 +113,42 @@ pub struct InferenceService {
     /// `x-spark-perf.max_model_len`: the context length, for engines that
     /// do not report it (TensorRT-LLM, Ollama).
     pub max_model_len: Option<u32>,
+    /// Set when the compose file publishes the engine's port without a host
+    /// port (`ports: ["8000"]`): Docker assigns one when the container
+    /// starts, and until [`InferenceService::with_host_port`] is given the
+    /// port read back from the container, `host_port` is 0.
+    pub assigned_port: Option<AssignedPort>,
+}
+
+/// An engine port published on a host port that Docker picks at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedPort {
+    /// The engine's port inside the container (`8000/tcp`): the key of the
+    /// container's `NetworkSettings.Ports` to read the host port from.
+    pub container_port: u16,
+    /// The host address it is published on (`127.0.0.1::8000`), if any.
+    pub host_ip: Option<String>,
 }
 
 impl InferenceService {
+    /// Whether the host port is known before the container starts.
+    pub fn host_port_known(&self) -> bool {
+        self.assigned_port.is_none()
+    }
+
+    /// The service once its Docker-assigned host port is known: `host_port`
+    /// and the port of `base_url` set to `port`.
+    #[must_use]
+    pub fn with_host_port(mut self, port: u16) -> InferenceService {
+        if let Some((prefix, rest)) = self.base_url.rsplit_once(':')
+            && rest.parse::<u16>().is_ok()
+        {
+            self.base_url = format!("{prefix}:{port}");
+        }
+        self.host_port = port;
+        self
+    }
+
     /// `base_url` + `health_path`.
     pub fn health_url(&self) -> String {
         format!("{}{}", self.base_url, self.health_path)
@@ -294,10 +327,10 @@ pub(super) fn discover(
         && !sim
         && service.device_requests.is_empty()
         && service.runtime.as_deref() != Some("nvidia")
-        && !service.devices.iter().any(|d| d.contains("nvidia"))
+        && !service.devices.iter().any(|d| is_gpu_device(d))
     {
         p.warning(ypath!["image"], format!("{flavor} image without a GPU reservation"))
-            .hint = Some("add deploy.resources.reservations.devices (driver: nvidia, count: all, capabilities: [gpu]) or `gpus: all`".into());
+            .hint = Some("add deploy.resources.reservations.devices (driver: nvidia, count: all, capabilities: [gpu]) or `gpus: all`; for an AMD GPU, `devices: [/dev/kfd, /dev/dri]` and `group_add: [video]`".into());
     }
 
     let container_port = flag_value(&words, &["--port"])
@@ -331,8 +364,10 @@ pub(super) fn discover(
         let published: Vec<_> = tcp().filter(|p| p.published.is_some()).collect();
         let chosen = match matching {
             Some(port) if port.published.is_some() => Some(port),
-            _ if published.len() == 1 => published.first().copied(),
-            _ => None,
+            // Listed without a host port: Docker picks one (below).
+            Some(_) => None,
+            None if published.len() == 1 => published.first().copied(),
+            None => None,
         };
         if let Some(port) = chosen {
             host_ip = port.host_ip.clone();
@@ -341,6 +376,24 @@ pub(super) fn discover(
     };
     // With an explicit `base_url`, its port is the host port.
     let host_port = host_port.or_else(|| ext_text("base_url").as_deref().and_then(url_port));
+    // `ports: ["8000"]` (or `"127.0.0.1::8000"`, or `{target: 8000}`): the
+    // engine's port is published on a host port Docker picks at start.
+    let assigned_port = match host_port {
+        Some(_) => None,
+        None if service.network_mode.is_none() => service
+            .ports
+            .iter()
+            .find(|p| p.protocol == "tcp" && p.target == container_port && p.published.is_none())
+            .map(|p| {
+                host_ip = p.host_ip.clone();
+                AssignedPort {
+                    container_port,
+                    host_ip: p.host_ip.clone(),
+                }
+            }),
+        None => None,
+    };
+    let host_port = host_port.or(assigned_port.as_ref().map(|_| 0));
     let Some(host_port) = host_port else {
         let published_randomly = service
             .ports
@@ -432,6 +485,7 @@ pub(super) fn discover(
         served_model,
         enabled: service.enabled,
         max_model_len,
+        assigned_port,
     })
 }
 
@@ -448,6 +502,18 @@ fn url_port(url: &str) -> Option<u16> {
         None if scheme == "https" => Some(443),
         None => Some(80),
     }
+}
+
+/// Whether a `devices:` entry (`HOST[:CONTAINER[:PERMISSIONS]]`) hands the
+/// container a GPU: an NVIDIA device node, or AMD's ROCm nodes (`/dev/kfd`,
+/// the compute interface, and `/dev/dri` or one of its render nodes), as
+/// the ROCm images' documented `docker run --device` flags do.
+pub(crate) fn is_gpu_device(entry: &str) -> bool {
+    let host = entry.split(':').next().unwrap_or_default();
+    host.contains("nvidia")
+        || host == "/dev/kfd"
+        || host == "/dev/dri"
+        || host.starts_with("/dev/dri/")
 }
 
 #[cfg(test)]
@@ -475,5 +541,26 @@ mod tests {
             Some(Flavor::LlamaCpp)
         );
         assert_eq!(flavor_from_image("redis:7"), None);
+        assert_eq!(
+            flavor_from_image("rocm/vllm:rocm6.4.1_vllm_0.9.1_20250715"),
+            Some(Flavor::Vllm)
+        );
+    }
+
+    #[test]
+    fn gpu_device_nodes() {
+        for gpu in [
+            "/dev/kfd",
+            "/dev/dri",
+            "/dev/dri/renderD128",
+            "/dev/dri:/dev/dri:rwm",
+            "/dev/nvidia0",
+            "/dev/nvidiactl:/dev/nvidiactl",
+        ] {
+            assert!(is_gpu_device(gpu), "{gpu}");
+        }
+        for other in ["/dev/fuse", "/dev/drive", "/dev/kfdx", "/dev/snd:/dev/dri"] {
+            assert!(!is_gpu_device(other), "{other}");
+        }
     }
 }

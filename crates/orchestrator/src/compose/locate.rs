@@ -145,6 +145,49 @@ impl Locator {
     }
 }
 
+impl Locator {
+    /// The 1-based lines where `key` is written directly under `parent` (the
+    /// top level when `parent` is empty), in order: more than one when a
+    /// mapping repeats a key.
+    pub(crate) fn key_lines(&self, parent: &[Seg], key: &str) -> Vec<usize> {
+        let (start, parent_indent) = if parent.is_empty() {
+            (0, None)
+        } else {
+            match self.line(parent) {
+                Some((line, depth)) if depth == parent.len() => {
+                    (line, Some(self.lines[line - 1].indent))
+                }
+                _ => return Vec::new(),
+            }
+        };
+        let end = (start..self.lines.len())
+            .find(|&j| {
+                let l = &self.lines[j];
+                !l.content.is_empty() && parent_indent.is_some_and(|p| l.indent <= p)
+            })
+            .unwrap_or(self.lines.len());
+        let Some(child_indent) = self.lines[start..end]
+            .iter()
+            .find(|l| !l.content.is_empty())
+            .map(|l| l.indent)
+        else {
+            return Vec::new();
+        };
+        // The first key of a mapping in a list item shares the dash's line.
+        let first = match parent.last() {
+            Some(Seg::Index(_)) => start.saturating_sub(1),
+            _ => start,
+        };
+        (first..end)
+            .filter(|&j| {
+                let l = &self.lines[j];
+                (l.indent == child_indent || j < start) && is_key_line(&l.content, key)
+            })
+            .map(|j| j + 1)
+            .collect()
+    }
+}
+
 fn is_key_line(content: &str, key: &str) -> bool {
     let content = content.strip_prefix("- ").unwrap_or(content);
     for quote in ["", "\"", "'"] {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use spark_load::{ApiKey, EngineConfig, Scenario, scenario};
 use spark_orchestrator::{
-    ComposeProject, Docker, HealthOptions, InferenceService, LoadOptions, StartOptions,
+    ComposeProject, Docker, HealthOptions, InferenceService, LoadOptions, Selection, StartOptions,
     StoppedContainer,
 };
 use spark_results::{
@@ -48,7 +48,10 @@ pub struct RunOpts {
     /// Compose project name (default: COMPOSE_PROJECT_NAME, `name:`, the directory).
     #[arg(long, short = 'p')]
     pub project_name: Option<String>,
-    /// Compose profiles to enable (repeatable).
+    /// Compose profiles to enable (repeatable; default: COMPOSE_PROFILES).
+    /// Of the inference services, only those in these profiles are
+    /// benchmarked; without any, those without profiles, or every one when
+    /// all are behind profiles. The plan says which and why.
     #[arg(long)]
     pub profile: Vec<String>,
     /// Benchmark only this service (repeatable).
@@ -128,7 +131,12 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
     for warning in project.warnings() {
         eprintln!("warning: {warning}");
     }
-    let mut services = project.select(&opts.only, &opts.skip)?;
+    let selection = project.selection(&opts.only, &opts.skip)?;
+    let mut services: Vec<InferenceService> = selection
+        .iter()
+        .filter(|s| s.selected)
+        .map(|s| s.service.clone())
+        .collect();
     for service in &mut services {
         service.max_model_len = service.max_model_len.or(opts.max_model_len);
     }
@@ -144,7 +152,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         opts.iterations,
     )?;
     let api_key = super::api_key(opts.api_key_env.as_deref())?;
-    print_plan(&project, &services, &scenarios);
+    print_plan(&project, &selection, &scenarios);
     if opts.dry_run {
         return Ok(EXIT_OK);
     }
@@ -318,20 +326,49 @@ pub(crate) fn scenarios(
     Ok(chosen)
 }
 
-fn print_plan(project: &ComposeProject, services: &[InferenceService], scenarios: &[Scenario]) {
+fn print_plan(project: &ComposeProject, selection: &[Selection], scenarios: &[Scenario]) {
     eprintln!("plan for project {}:", project.name());
-    for service in services {
+    let mut n_engines = 0u64;
+    for Selection {
+        service,
+        selected,
+        reason,
+    } in selection
+    {
+        if !selected {
+            continue;
+        }
+        n_engines += 1;
+        // A host port Docker picks is only known once the container runs.
+        let url = match &service.assigned_port {
+            Some(port) => format!(
+                "{}:<assigned by Docker to container port {}>",
+                service
+                    .base_url
+                    .rsplit_once(':')
+                    .map_or(service.base_url.as_str(), |(prefix, _)| prefix),
+                port.container_port
+            ),
+            None => service.base_url.clone(),
+        };
         eprintln!(
             "  {:<24} {:<9} {} model {} ({})",
             service.name,
             service.flavor.id(),
-            service.base_url,
+            url,
             service
                 .served_model
                 .as_deref()
                 .unwrap_or("(first listed by /v1/models)"),
             service.image
         );
+        eprintln!("    selected: {reason}");
+    }
+    for Selection {
+        service, reason, ..
+    } in selection.iter().filter(|s| !s.selected)
+    {
+        eprintln!("  not benchmarked: {}: {reason}", service.name);
     }
     let mut n_tokens = 0u64;
     eprintln!("scenarios:");
@@ -355,8 +392,8 @@ fn print_plan(project: &ComposeProject, services: &[InferenceService], scenarios
     eprintln!(
         "estimated: at least {} s of measuring per engine ({} s for {} engines) at 50 tok/s per request, plus each engine's startup (up to the health timeout)",
         per_engine_s,
-        per_engine_s * services.len() as u64,
-        services.len()
+        per_engine_s * n_engines,
+        n_engines
     );
 }
 
