@@ -47,8 +47,8 @@ mod redact;
 mod sweep;
 
 pub use compose::{
-    AssignedPort, Checked, ComposeProject, Diagnostic, Flavor, InferenceService, LoadOptions,
-    Selection, Service, Severity, parse_duration,
+    AssignedPort, Checked, ComposeProject, Dependency, DependencyCondition, Diagnostic, Flavor,
+    InferenceService, LoadOptions, Selection, Service, Severity, parse_duration,
 };
 pub use daemon::canonical_host;
 pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions};

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use spark_orchestrator::{
-    Checked, ComposeProject, Flavor, InferenceService, LoadOptions, OrchestratorError, Severity,
+    Checked, ComposeProject, DependencyCondition, Flavor, InferenceService, LoadOptions,
+    OrchestratorError, Severity,
 };
 
 /// A scratch directory removed when dropped.
@@ -807,5 +808,101 @@ fn a_key_written_twice_is_reported_at_its_second_line() {
             file.display()
         )),
         "{text}"
+    );
+}
+
+#[test]
+fn depends_on_conditions_order_and_errors() {
+    let (_scratch, _file, checked) = check_text(
+        "depends",
+        "services:\n  engine:\n    image: vllm/vllm-openai:v1\n    gpus: all\n    ports: [\"8000:8000\"]\n    depends_on:\n      gateway:\n        condition: service_healthy\n      download:\n        condition: service_completed_successfully\n        required: false\n        restart: true\n  gateway:\n    image: nginx:1.27\n    depends_on: [download, db]\n  download:\n    image: busybox:1.36\n  db:\n    image: redis:7\n",
+    );
+    let project = checked.project.expect("valid");
+    let direct: Vec<(String, DependencyCondition, bool, bool)> = project
+        .service("engine")
+        .unwrap()
+        .depends_on()
+        .iter()
+        .map(|d| (d.service.clone(), d.condition, d.required, d.restart))
+        .collect();
+    assert_eq!(
+        direct,
+        [
+            (
+                "gateway".to_owned(),
+                DependencyCondition::Healthy,
+                true,
+                false
+            ),
+            (
+                "download".to_owned(),
+                DependencyCondition::CompletedSuccessfully,
+                false,
+                true
+            ),
+        ]
+    );
+    // Start order: each after its own dependencies, each once.
+    let order: Vec<(String, DependencyCondition)> = project
+        .dependencies("engine")
+        .into_iter()
+        .map(|d| (d.service, d.condition))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("download".to_owned(), DependencyCondition::Started),
+            ("db".to_owned(), DependencyCondition::Started),
+            ("gateway".to_owned(), DependencyCondition::Healthy),
+        ]
+    );
+
+    let (_scratch, file, checked) = check_text(
+        "depends-bad",
+        "services:\n  a:\n    image: vllm/vllm-openai:v1\n    gpus: all\n    ports: [\"8000:8000\"]\n    depends_on:\n      b:\n        condition: service_ready\n  b:\n    image: vllm/vllm-openai:v1\n    gpus: all\n    ports: [\"8001:8000\"]\n    depends_on: [c, nope]\n  c:\n    image: redis:7\n    depends_on: [b]\n",
+    );
+    let text = rendered(&checked);
+    let f = file.display();
+    for expected in [
+        format!("{f}:7: service a: inference service `a` depends on inference service `b`"),
+        format!("{f}:8: service a: `service_ready` is not a depends_on condition"),
+        format!(
+            "{f}:13: service b: depends_on names `nope`, which is not a service of the project"
+        ),
+        format!("{f}:13: service b: depends_on cycle: b → c → b"),
+        format!("{f}:16: service c: depends_on cycle: c → b → c"),
+    ] {
+        assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+    }
+}
+
+#[test]
+fn the_depends_on_fixture_orders_the_downloader_first() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spark-perf/tests/fixtures/compose/depends-on.yml");
+    let project = ComposeProject::load(&options(vec![file], BTreeMap::new())).unwrap();
+    let order: Vec<(String, DependencyCondition, bool)> = project
+        .dependencies("vllm")
+        .into_iter()
+        .map(|d| (d.service, d.condition, d.required))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (
+                "download".to_owned(),
+                DependencyCondition::CompletedSuccessfully,
+                true
+            ),
+            ("cache".to_owned(), DependencyCondition::Healthy, false),
+        ]
+    );
+    assert_eq!(
+        project
+            .inference_services()
+            .into_iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>(),
+        ["vllm"]
     );
 }

@@ -129,3 +129,22 @@ fn a_service_defined_twice_is_an_error_at_its_second_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_engine_with_dependencies_is_planned_and_an_undefined_one_is_an_error() {
+    let (code, stderr) = dry_run("depends-on.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "vllm").contains("model qwen3-8b"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    let (code, stderr) = dry_run("invalid/depends-on-undefined.yml", &[]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("depends-on-undefined.yml:12: service vllm: depends_on names `downlaoder`, which is not a service of the project"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `downloader`?"), "{stderr}");
+}

@@ -123,6 +123,7 @@ impl Loader {
         };
         let services = self.services(&merged, &merged_raw, &ctx);
         self.check_container_names(&services);
+        self.check_dependencies(&services);
 
         let config_files = files
             .iter()

@@ -14,6 +14,7 @@
 //! and [`service`] (one module per section of a service); [`project`] is the
 //! result and [`diagnostic`] what is reported.
 
+mod dependencies;
 mod diagnostic;
 mod discover;
 mod document;
@@ -36,7 +37,7 @@ pub use project::{ComposeProject, LoadOptions, normalize_project_name};
 pub(crate) use project::{NetworkSpec, VolumeSpec};
 pub use selection::Selection;
 pub(crate) use service::MountSpec;
-pub use service::Service;
+pub use service::{Dependency, DependencyCondition, Service};
 pub(crate) use tree::canonical_json;
 pub use units::parse_duration;
 

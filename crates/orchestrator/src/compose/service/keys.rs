@@ -56,13 +56,13 @@ const SUPPORTED: &[&str] = &[
     "sysctls",
     "devices",
     "group_add",
+    "depends_on",
     "build",
     "x-spark-perf",
 ];
 
 /// Keys that change nothing about a benchmark: accepted with a warning.
 const IGNORED: &[&str] = &[
-    "depends_on",
     "logging",
     "platform",
     "pull_policy",

@@ -8,6 +8,7 @@
 //! (memory, CPUs, ulimits, deploy, GPUs, devices), [`healthcheck`], and
 //! [`rest`] (image, container name, labels, switches, the other scalars).
 
+mod depends_on;
 mod environment;
 mod healthcheck;
 pub(crate) mod keys;
@@ -26,6 +27,7 @@ use serde_yaml::{Mapping, Value};
 use super::discover::{self, InferenceService};
 use super::interpolate::Vars;
 use super::{NetworkSpec, Problem, VolumeSpec, canonical_json, scalar_text};
+pub use depends_on::{Dependency, DependencyCondition};
 pub(crate) use healthcheck::Healthcheck;
 pub(crate) use keys::{EXTENSION_KEYS, Problems, key_value_map};
 use keys::{command_words, string_list};
@@ -79,6 +81,7 @@ pub struct Service {
     pub(crate) restart: Option<String>,
     pub(crate) healthcheck: Option<Healthcheck>,
     pub(crate) healthcheck_disabled: bool,
+    pub(crate) depends_on: Vec<Dependency>,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) stop_grace_period: Duration,
     pub(crate) stop_signal: Option<String>,
@@ -142,6 +145,11 @@ impl Service {
     /// The names of the container's environment variables (never values).
     pub fn environment_names(&self) -> Vec<String> {
         self.environment.keys().cloned().collect()
+    }
+
+    /// `depends_on:` as written, in file order.
+    pub fn depends_on(&self) -> &[Dependency] {
+        &self.depends_on
     }
 
     /// The grace period between SIGTERM and SIGKILL (`stop_grace_period`, 10 s).
@@ -264,6 +272,7 @@ impl Service {
             restart,
             healthcheck,
             healthcheck_disabled,
+            depends_on: depends_on::parse_depends_on(get("depends_on"), p),
             labels,
             stop_grace_period,
             stop_signal: text("stop_signal"),
