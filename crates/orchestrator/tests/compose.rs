@@ -906,3 +906,24 @@ fn the_depends_on_fixture_orders_the_downloader_first() {
         ["vllm"]
     );
 }
+
+#[test]
+fn host_config_keys_with_bad_values_are_errors_at_their_line() {
+    let (_scratch, file, checked) = check_text(
+        "host-bad",
+        "services:\n  a:\n    image: redis:7\n    pids_limit: lots\n    cpu_percent: 150\n    oom_score_adj: -2000\n    mem_reservation: 1zb\n    cpu_quota: soon\n    oom_kill_disable: maybe\n    mac_address: 02:42\n",
+    );
+    let text = rendered(&checked);
+    let f = file.display();
+    for expected in [
+        format!("{f}:4: service a: `pids_limit` must be a whole number from -1 to"),
+        format!("{f}:5: service a: `cpu_percent` must be a whole number from 0 to 100, not `150`"),
+        format!("{f}:6: service a: `oom_score_adj` must be a whole number from -1000 to 1000"),
+        format!("{f}:7: service a: `1zb` is not a size"),
+        format!("{f}:8: service a: `cpu_quota` must be microseconds or a duration"),
+        format!("{f}:9: service a: `oom_kill_disable` must be true or false"),
+        format!("{f}:10: service a: `02:42` is not a MAC address"),
+    ] {
+        assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+    }
+}

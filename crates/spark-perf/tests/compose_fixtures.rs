@@ -148,3 +148,13 @@ fn an_engine_with_dependencies_is_planned_and_an_undefined_one_is_an_error() {
     );
     assert!(stderr.contains("did you mean `downloader`?"), "{stderr}");
 }
+
+#[test]
+fn a_service_with_host_config_keys_is_planned() {
+    let (code, stderr) = dry_run("host-settings.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let line = plan_line(&stderr, "engine");
+    assert!(line.contains("127.0.0.1:18000"), "{line}");
+    assert!(line.contains("model tiny"), "{line}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}

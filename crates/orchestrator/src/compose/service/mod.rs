@@ -11,6 +11,7 @@
 mod depends_on;
 mod environment;
 mod healthcheck;
+mod host;
 pub(crate) mod keys;
 mod networks;
 mod ports;
@@ -29,6 +30,7 @@ use super::interpolate::Vars;
 use super::{NetworkSpec, Problem, VolumeSpec, canonical_json, scalar_text};
 pub use depends_on::{Dependency, DependencyCondition};
 pub(crate) use healthcheck::Healthcheck;
+pub(crate) use host::HostSettings;
 pub(crate) use keys::{EXTENSION_KEYS, Problems, key_value_map};
 use keys::{command_words, string_list};
 pub(crate) use ports::PortSpec;
@@ -82,6 +84,8 @@ pub struct Service {
     pub(crate) healthcheck: Option<Healthcheck>,
     pub(crate) healthcheck_disabled: bool,
     pub(crate) depends_on: Vec<Dependency>,
+    /// The other HostConfig keys (`pids_limit`, `cpuset`, `oom_score_adj`, ...).
+    pub(crate) host: HostSettings,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) stop_grace_period: Duration,
     pub(crate) stop_signal: Option<String>,
@@ -273,6 +277,7 @@ impl Service {
             healthcheck,
             healthcheck_disabled,
             depends_on: depends_on::parse_depends_on(get("depends_on"), p),
+            host: host::parse_host(def, p),
             labels,
             stop_grace_period,
             stop_signal: text("stop_signal"),
