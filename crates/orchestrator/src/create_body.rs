@@ -438,3 +438,63 @@ mod host_tests {
         assert_eq!(endpoint.mac_address.as_deref(), Some("02:42:ac:11:00:02"));
     }
 }
+
+#[cfg(test)]
+mod secret_tests {
+    use super::tests::fixture;
+    use super::*;
+
+    #[test]
+    fn a_file_secret_is_a_read_only_bind_and_value_secrets_are_files_to_write() {
+        let project = fixture("secrets.yml");
+        let service = project.service("vllm").unwrap();
+        let body = container_body(&project, service, "sha256:abc");
+        let binds = body.host_config.clone().unwrap().binds.unwrap();
+        let token = std::fs::canonicalize(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../spark-perf/tests/fixtures/compose/secrets/hf_token.txt"),
+        )
+        .unwrap();
+        assert!(
+            binds.iter().any(|b| {
+                b.ends_with("/hf_token.txt:/run/secrets/hf_token:ro")
+                    && std::fs::canonicalize(b.trim_end_matches(":/run/secrets/hf_token:ro"))
+                        .is_ok_and(|p| p == token)
+            }),
+            "{binds:?}"
+        );
+        let files: Vec<(&str, &str, u32, &str)> = service
+            .secret_files()
+            .iter()
+            .map(|f| {
+                (
+                    f.source.as_str(),
+                    f.target.as_str(),
+                    f.mode,
+                    f.content.expose(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                (
+                    "api_key",
+                    "/run/secrets/vllm_api_key",
+                    0o400,
+                    "sk-fixture-env-value-4567"
+                ),
+                (
+                    "chat_template",
+                    "/templates/chat.jinja",
+                    0o444,
+                    "{{ messages }}"
+                ),
+            ]
+        );
+        // The value is not in the create request (it is written apart) nor
+        // in any debug print of the model.
+        let debug = format!("{service:?} {body:?}");
+        assert!(!debug.contains("sk-fixture-env-value-4567"), "{debug}");
+    }
+}

@@ -48,7 +48,8 @@ mod sweep;
 
 pub use compose::{
     AssignedPort, Checked, ComposeProject, Dependency, DependencyCondition, Diagnostic, Flavor,
-    InferenceService, LoadOptions, Selection, Service, Severity, parse_duration,
+    InferenceService, LoadOptions, SecretFile, SecretValue, Selection, Service, Severity,
+    parse_duration,
 };
 pub use daemon::canonical_host;
 pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, RunningService, StartOptions};

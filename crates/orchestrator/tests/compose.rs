@@ -927,3 +927,23 @@ fn host_config_keys_with_bad_values_are_errors_at_their_line() {
         assert!(text.contains(&expected), "{expected}\nin:\n{text}");
     }
 }
+
+#[test]
+fn undeclared_and_unreadable_secrets_are_errors_without_their_values() {
+    let scratch = Scratch::new("secrets-bad");
+    let file = scratch.write(
+        "compose.yml",
+        "services:\n  a:\n    image: redis:7\n    secrets: [nope, missing_file, from_env]\nsecrets:\n  missing_file:\n    file: ./absent.txt\n  from_env:\n    environment: UNSET_FIXTURE_VAR\n  swarm:\n    external: true\n",
+    );
+    let checked = ComposeProject::check(&options(vec![file.clone()], BTreeMap::new()));
+    let text = rendered(&checked);
+    let f = file.display();
+    for expected in [
+        format!("{f}:4: service a: secrets `nope` is not declared under the top-level `secrets:`"),
+        format!("{f}:7: secrets `missing_file`: file "),
+        format!("{f}:9: secrets `from_env`: the UNSET_FIXTURE_VAR variable is not set"),
+        format!("{f}:10: external secrets (swarm) are not supported by spark-perf"),
+    ] {
+        assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+    }
+}

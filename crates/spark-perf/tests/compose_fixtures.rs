@@ -158,3 +158,16 @@ fn a_service_with_host_config_keys_is_planned() {
     assert!(line.contains("model tiny"), "{line}");
     assert!(!stderr.contains("warning"), "{stderr}");
 }
+
+#[test]
+fn secrets_and_configs_are_planned_without_their_values() {
+    let (code, stderr) = dry_run("secrets.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "vllm").contains("model Qwen/Qwen3-8B"),
+        "{stderr}"
+    );
+    for value in ["hf_file_fixture_value_0123", "sk-fixture-env-value-4567"] {
+        assert!(!stderr.contains(value), "{stderr}");
+    }
+}

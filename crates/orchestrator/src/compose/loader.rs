@@ -12,6 +12,7 @@ use super::diagnostic::{Diagnostic, Problem, Severity};
 use super::interpolate::{self, Vars};
 use super::locate::{Locator, ypath};
 use super::project::{ComposeProject, LoadOptions, normalize_project_name};
+use super::secrets::FileKind;
 use super::tree::merge_documents;
 use super::{scalar_text, service, units};
 
@@ -113,6 +114,8 @@ impl Loader {
         let profiles = active_profiles(options, &vars);
         let networks = self.top_level_networks(&merged, &name);
         let volumes = self.top_level_volumes(&merged, &name);
+        let secrets = self.top_level_files(&merged, FileKind::Secret, &working_dir, &vars);
+        let configs = self.top_level_files(&merged, FileKind::Config, &working_dir, &vars);
         let ctx = service::Context {
             project: &name,
             working_dir: &working_dir,
@@ -120,6 +123,8 @@ impl Loader {
             profiles: &profiles,
             networks: &networks,
             volumes: &volumes,
+            secrets: &secrets,
+            configs: &configs,
         };
         let services = self.services(&merged, &merged_raw, &ctx);
         self.check_container_names(&services);
@@ -232,7 +237,7 @@ impl Loader {
                     self.push(file_idx, None, problem);
                 }
             }
-            for unsupported in ["include", "secrets", "configs", "models"] {
+            for unsupported in ["include", "models"] {
                 if doc.contains_key(unsupported) {
                     self.push(
                         file_idx,

@@ -17,6 +17,7 @@ mod networks;
 mod ports;
 mod resources;
 mod rest;
+mod secrets;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ pub(crate) use keys::{EXTENSION_KEYS, Problems, key_value_map};
 use keys::{command_words, string_list};
 pub(crate) use ports::PortSpec;
 pub(crate) use resources::DeviceRequestSpec;
+pub use secrets::SecretFile;
 pub(crate) use volumes::MountSpec;
 
 /// What a service needs from the rest of the project while it is parsed.
@@ -45,6 +47,8 @@ pub(crate) struct Context<'a> {
     pub(crate) profiles: &'a [String],
     pub(crate) networks: &'a BTreeMap<String, NetworkSpec>,
     pub(crate) volumes: &'a BTreeMap<String, VolumeSpec>,
+    pub(crate) secrets: &'a BTreeMap<String, super::secrets::FileSource>,
+    pub(crate) configs: &'a BTreeMap<String, super::secrets::FileSource>,
 }
 
 /// One service of the project, as compose would run it.
@@ -86,6 +90,9 @@ pub struct Service {
     pub(crate) depends_on: Vec<Dependency>,
     /// The other HostConfig keys (`pids_limit`, `cpuset`, `oom_score_adj`, ...).
     pub(crate) host: HostSettings,
+    /// Secrets and configs whose content is a value, to write into the
+    /// container before it starts (file-based ones are binds in `mounts`).
+    pub(crate) secret_files: Vec<SecretFile>,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) stop_grace_period: Duration,
     pub(crate) stop_signal: Option<String>,
@@ -149,6 +156,14 @@ impl Service {
     /// The names of the container's environment variables (never values).
     pub fn environment_names(&self) -> Vec<String> {
         self.environment.keys().cloned().collect()
+    }
+
+    /// The secrets and configs whose content is a value (an environment
+    /// variable, a config's `content:`): files to write into the container
+    /// after it is created and before it starts. File-based ones are
+    /// read-only binds in the create request already.
+    pub fn secret_files(&self) -> &[SecretFile] {
+        &self.secret_files
     }
 
     /// `depends_on:` as written, in file order.
@@ -232,7 +247,21 @@ impl Service {
         let environment = environment::parse_environment(def, raw, ctx, p);
         let ports = ports::parse_ports(get("ports"), p);
         let expose = ports::parse_expose(get("expose"), p);
-        let mounts = volumes::parse_volumes(get("volumes"), ctx, p);
+        let mut mounts = volumes::parse_volumes(get("volumes"), ctx, p);
+        let mut secret_files = secrets::parse_files(
+            super::secrets::FileKind::Secret,
+            get("secrets"),
+            ctx,
+            &mut mounts,
+            p,
+        );
+        secret_files.extend(secrets::parse_files(
+            super::secrets::FileKind::Config,
+            get("configs"),
+            ctx,
+            &mut mounts,
+            p,
+        ));
         let networking = networks::parse_networks(def, ctx, p);
         let mut restart = text("restart");
         let resources = resources::parse_resources(def, &mut restart, p);
@@ -278,6 +307,7 @@ impl Service {
             healthcheck_disabled,
             depends_on: depends_on::parse_depends_on(get("depends_on"), p),
             host: host::parse_host(def, p),
+            secret_files,
             labels,
             stop_grace_period,
             stop_signal: text("stop_signal"),
