@@ -947,3 +947,41 @@ fn undeclared_and_unreadable_secrets_are_errors_without_their_values() {
         assert!(text.contains(&expected), "{expected}\nin:\n{text}");
     }
 }
+
+#[test]
+fn extends_from_another_file_and_from_this_one() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spark-perf/tests/fixtures/compose/extends.yml");
+    let project = ComposeProject::load(&options(vec![file], BTreeMap::new())).unwrap();
+    let qwen = project.service("qwen").unwrap();
+    assert_eq!(qwen.image(), "vllm/vllm-openai:v0.11.0");
+    assert_eq!(
+        qwen.environment_names(),
+        ["HF_HUB_OFFLINE", "VLLM_LOGGING_LEVEL"]
+    );
+    let long = inference(&project, "qwen-long");
+    assert_eq!(
+        (long.host_port, long.served_model.as_deref()),
+        (8000, Some("qwen-long"))
+    );
+    // Through the chain, the environment of the other file's base.
+    assert_eq!(
+        project.service("qwen-long").unwrap().environment_names(),
+        ["HF_HUB_OFFLINE", "VLLM_LOGGING_LEVEL"]
+    );
+
+    let (_scratch, file, checked) = check_text(
+        "extends-bad",
+        "services:\n  a:\n    extends: b\n    image: redis:7\n  b:\n    extends: {service: a}\n    image: redis:7\n  c:\n    extends: nope\n    image: redis:7\n",
+    );
+    let text = rendered(&checked);
+    let f = file.display();
+    for expected in [
+        format!("{f}:3: service a: `extends` cycle: a → b → a"),
+        format!(
+            "{f}:9: service c: `extends` names service `nope`, which this project does not define"
+        ),
+    ] {
+        assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+    }
+}

@@ -171,3 +171,20 @@ fn secrets_and_configs_are_planned_without_their_values() {
         assert!(!stderr.contains(value), "{stderr}");
     }
 }
+
+#[test]
+fn services_extending_shared_settings_are_planned() {
+    let (code, stderr) = dry_run("extends.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let qwen = plan_line(&stderr, "qwen");
+    assert!(
+        qwen.contains("127.0.0.1:8000") && qwen.contains("model Qwen/Qwen3-8B"),
+        "{qwen}"
+    );
+    let long = plan_line(&stderr, "qwen-long");
+    assert!(
+        long.contains("127.0.0.1:8000") && long.contains("model qwen-long"),
+        "{long}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+}

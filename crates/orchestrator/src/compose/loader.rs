@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{Diagnostic, Problem, Severity};
+use super::extends::{ExtendedFiles, Tree};
 use super::interpolate::{self, Vars};
 use super::locate::{Locator, ypath};
 use super::project::{ComposeProject, LoadOptions, normalize_project_name};
@@ -109,7 +110,22 @@ impl Loader {
             .unwrap_or_else(|| PathBuf::from("."));
         let vars = self.variables(options, &working_dir);
         let documents = self.read_documents(&files, &vars)?;
-        let (merged, merged_raw) = self.merge(documents);
+        let (mut merged, mut merged_raw) = self.merge(documents);
+        let mut extended = ExtendedFiles::default();
+        self.resolve_extends(
+            &mut merged,
+            Tree::Interpolated,
+            &working_dir,
+            &vars,
+            &mut extended,
+        );
+        self.resolve_extends(
+            &mut merged_raw,
+            Tree::Raw,
+            &working_dir,
+            &vars,
+            &mut extended,
+        );
         let name = self.project_name(options, &vars, &merged, &working_dir);
         let profiles = active_profiles(options, &vars);
         let networks = self.top_level_networks(&merged, &name);

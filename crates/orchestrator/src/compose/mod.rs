@@ -18,6 +18,7 @@ mod dependencies;
 mod diagnostic;
 mod discover;
 mod document;
+mod extends;
 mod interpolate;
 mod loader;
 pub(crate) mod locate;

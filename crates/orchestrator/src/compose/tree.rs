@@ -85,7 +85,7 @@ const REPLACED_LISTS: &[&str] = &["command", "entrypoint", "profiles"];
 /// replace, `environment`/`labels` merge by name (list or mapping form),
 /// other lists (ports, volumes, ...) are concatenated without duplicates,
 /// scalars replace.
-fn merge_service(base: &mut Mapping, overlay: Mapping) {
+pub(super) fn merge_service(base: &mut Mapping, overlay: Mapping) {
     for (key, value) in overlay {
         let key_text = scalar_text(&key).unwrap_or_default();
         let merged = match (base.remove(&key), value) {
