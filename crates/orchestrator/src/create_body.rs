@@ -37,6 +37,8 @@ pub(crate) fn endpoint(service: &Service, aliases: &[String]) -> EndpointSetting
         aliases: Some(all),
         // Per network since API 1.44, as compose v2 sends it.
         mac_address: service.host.mac_address.clone(),
+        // `links`/`external_links`: container-scoped aliases on this network.
+        links: (!service.endpoint_links.is_empty()).then(|| service.endpoint_links.clone()),
         ..Default::default()
     }
 }
@@ -496,5 +498,28 @@ mod secret_tests {
         // in any debug print of the model.
         let debug = format!("{service:?} {body:?}");
         assert!(!debug.contains("sk-fixture-env-value-4567"), "{debug}");
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::tests::fixture;
+    use super::*;
+
+    #[test]
+    fn links_and_external_links_are_endpoint_links_by_container_name() {
+        let project = fixture("links.yml");
+        let service = project.service("engine").unwrap();
+        let body = container_body(&project, service, "sha256:abc");
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        let endpoint = endpoints.get("links-fixture_default").unwrap();
+        assert_eq!(
+            endpoint.links,
+            Some(vec![
+                "links-fixture-cache-1:cache".to_owned(),
+                "links-metrics:prometheus".to_owned(),
+                "shared-redis:redis".to_owned(),
+            ])
+        );
     }
 }

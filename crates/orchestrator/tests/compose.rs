@@ -985,3 +985,19 @@ fn extends_from_another_file_and_from_this_one() {
         assert!(text.contains(&expected), "{expected}\nin:\n{text}");
     }
 }
+
+#[test]
+fn a_link_to_an_undefined_service_is_an_error() {
+    let (_scratch, file, checked) = check_text(
+        "links-bad",
+        "services:\n  a:\n    image: redis:7\n    links: [bb]\n  b:\n    image: redis:7\n",
+    );
+    let text = rendered(&checked);
+    assert!(
+        text.contains(&format!(
+            "{}:4: service a: links names `bb`, which is not a service of the project\n  hint: did you mean `b`?",
+            file.display()
+        )),
+        "{text}"
+    );
+}

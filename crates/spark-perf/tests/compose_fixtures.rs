@@ -188,3 +188,14 @@ fn services_extending_shared_settings_are_planned() {
     );
     assert!(!stderr.contains("warning"), "{stderr}");
 }
+
+#[test]
+fn a_service_with_links_is_planned() {
+    let (code, stderr) = dry_run("links.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "engine").contains("127.0.0.1:18010"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+}

@@ -52,6 +52,23 @@ impl Loader {
                 }
             }
         }
+        for service in services {
+            for (idx, (target, _)) in service.links.iter().enumerate() {
+                if !by_name.contains_key(target.as_str()) {
+                    let mut problem = Problem::error(
+                        ypath!["services", service.name(), "links", idx],
+                        format!("links names `{target}`, which is not a service of the project"),
+                    );
+                    if let Some(close) = closest(target, by_name.keys().copied()) {
+                        problem = problem.hint(format!("did you mean `{close}`?"));
+                    } else {
+                        problem = problem
+                            .hint("a container outside the project goes under `external_links`");
+                    }
+                    self.push_service(service.name(), problem);
+                }
+            }
+        }
         // Cycles: a depth-first walk from each service.
         for service in services {
             let mut trail = vec![service.name()];

@@ -145,6 +145,8 @@ impl Loader {
         let services = self.services(&merged, &merged_raw, &ctx);
         self.check_container_names(&services);
         self.check_dependencies(&services);
+        let mut services = services;
+        resolve_links(&mut services);
 
         let config_files = files
             .iter()
@@ -431,5 +433,28 @@ fn active_profiles(options: &LoadOptions, vars: &Vars) -> Vec<String> {
             .unwrap_or_default()
     } else {
         options.profiles.clone()
+    }
+}
+
+/// `links` and `external_links` as `CONTAINER:ALIAS`: a linked service by
+/// its container's name (unknown ones were reported).
+fn resolve_links(services: &mut [service::Service]) {
+    let containers: BTreeMap<String, String> = services
+        .iter()
+        .map(|s| (s.name().to_owned(), s.container_name().to_owned()))
+        .collect();
+    for service in services {
+        let mut entries: Vec<String> = service
+            .links
+            .iter()
+            .filter_map(|(target, alias)| containers.get(target).map(|c| format!("{c}:{alias}")))
+            .collect();
+        entries.extend(
+            service
+                .external_links
+                .iter()
+                .map(|(container, alias)| format!("{container}:{alias}")),
+        );
+        service.endpoint_links = entries;
     }
 }

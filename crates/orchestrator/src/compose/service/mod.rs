@@ -74,6 +74,13 @@ pub struct Service {
     /// Keys of the project's networks, in the order the service lists them.
     pub(crate) networks: Vec<(String, Vec<String>)>,
     pub(crate) network_mode: Option<String>,
+    /// `links:` as (service, alias) and `external_links:` as (container,
+    /// alias): container-scoped aliases on the service's network.
+    pub(crate) links: Vec<(String, String)>,
+    pub(crate) external_links: Vec<(String, String)>,
+    /// Both as the endpoint's `Links` (`CONTAINER:ALIAS`), set once every
+    /// service's container name is known (the loader).
+    pub(crate) endpoint_links: Vec<String>,
     pub(crate) ipc: Option<String>,
     pub(crate) pid: Option<String>,
     pub(crate) shm_size: Option<i64>,
@@ -292,6 +299,9 @@ impl Service {
             mounts,
             networks: networking.networks,
             network_mode: networking.network_mode,
+            links: networking.links,
+            external_links: networking.external_links,
+            endpoint_links: Vec::new(),
             ipc: text("ipc"),
             pid: text("pid"),
             shm_size: resources.shm_size,
