@@ -1001,3 +1001,33 @@ fn a_link_to_an_undefined_service_is_an_error() {
         "{text}"
     );
 }
+
+#[test]
+fn reset_and_override_tags_in_extends_and_several_files() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spark-perf/tests/fixtures/compose/extends.yml");
+    let project = ComposeProject::load(&options(vec![file], BTreeMap::new())).unwrap();
+    let own = inference(&project, "qwen-own-port");
+    assert_eq!(own.host_port, 8002);
+    let service = project.service("qwen-own-port").unwrap();
+    assert_eq!(service.environment_names(), ["HF_HUB_OFFLINE"]);
+
+    let scratch = Scratch::new("tags");
+    let base = scratch.write(
+        "compose.yml",
+        "services:\n  a:\n    image: spark-sim:dev\n    ports: [\"9000:8000\", \"9001:8001\"]\n    environment: {A: \"1\", B: \"2\"}\n    labels: {x: \"1\"}\n",
+    );
+    let overlay = scratch.write(
+        "override.yml",
+        "services:\n  a:\n    ports: !override [\"9100:8000\"]\n    environment: !reset {}\n    labels: !reset null\n",
+    );
+    let project =
+        ComposeProject::load(&options(vec![base.clone(), overlay], BTreeMap::new())).unwrap();
+    let a = inference(&project, "a");
+    assert_eq!(a.host_port, 9100);
+    assert!(project.service("a").unwrap().environment_names().is_empty());
+    // Without the tags the lists add up, as before.
+    let plain = scratch.write("plain.yml", "services:\n  a:\n    ports: [\"9100:8000\"]\n");
+    let project = ComposeProject::load(&options(vec![base, plain], BTreeMap::new())).unwrap();
+    assert_eq!(inference(&project, "a").host_port, 9000);
+}

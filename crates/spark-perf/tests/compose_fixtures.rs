@@ -199,3 +199,13 @@ fn a_service_with_links_is_planned() {
     );
     assert!(!stderr.contains("warning"), "{stderr}");
 }
+
+#[test]
+fn an_override_tag_replaces_the_extended_port() {
+    let (code, stderr) = dry_run("extends.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "qwen-own-port").contains("127.0.0.1:8002"),
+        "{stderr}"
+    );
+}

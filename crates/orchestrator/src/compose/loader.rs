@@ -14,7 +14,7 @@ use super::interpolate::{self, Vars};
 use super::locate::{Locator, ypath};
 use super::project::{ComposeProject, LoadOptions, normalize_project_name};
 use super::secrets::FileKind;
-use super::tree::merge_documents;
+use super::tree::{merge_documents, strip_merge_tags};
 use super::{scalar_text, service, units};
 
 /// The project directory: the folder of the first compose file, from its
@@ -126,6 +126,9 @@ impl Loader {
             &vars,
             &mut extended,
         );
+        // `!reset` and `!override` that nothing was merged into.
+        let merged = strip_tags(merged);
+        let merged_raw = strip_tags(merged_raw);
         let name = self.project_name(options, &vars, &merged, &working_dir);
         let profiles = active_profiles(options, &vars);
         let networks = self.top_level_networks(&merged, &name);
@@ -456,5 +459,12 @@ fn resolve_links(services: &mut [service::Service]) {
                 .map(|(container, alias)| format!("{container}:{alias}")),
         );
         service.endpoint_links = entries;
+    }
+}
+
+fn strip_tags(doc: Mapping) -> Mapping {
+    match strip_merge_tags(Value::Mapping(doc)) {
+        Value::Mapping(m) => m,
+        _ => Mapping::new(),
     }
 }
