@@ -16,6 +16,8 @@
 
 mod dependencies;
 mod diagnostic;
+#[cfg(test)]
+mod differential;
 mod discover;
 mod document;
 mod extends;
