@@ -1031,3 +1031,39 @@ fn reset_and_override_tags_in_extends_and_several_files() {
     let project = ComposeProject::load(&options(vec![base, plain], BTreeMap::new())).unwrap();
     assert_eq!(inference(&project, "a").host_port, 9000);
 }
+
+#[test]
+fn include_brings_in_another_files_services_and_rejects_a_clash() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spark-perf/tests/fixtures/compose/include.yml");
+    let project = ComposeProject::load(&options(vec![file], BTreeMap::new())).unwrap();
+    let names: Vec<(String, u16)> = project
+        .select(&[], &[])
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.host_port))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("included-engine".to_owned(), 18020),
+            ("own-engine".to_owned(), 18021)
+        ]
+    );
+
+    let scratch = Scratch::new("include-clash");
+    scratch.write("other.yml", "services:\n  a:\n    image: redis:7\n");
+    let file = scratch.write(
+        "compose.yml",
+        "include:\n  - other.yml\nservices:\n  a:\n    image: redis:8\n",
+    );
+    let checked = ComposeProject::check(&options(vec![file.clone()], BTreeMap::new()));
+    let text = rendered(&checked);
+    assert!(
+        text.contains(&format!(
+            "{}:4: service a: the service is also defined by the included file",
+            file.display()
+        )),
+        "{text}"
+    );
+}

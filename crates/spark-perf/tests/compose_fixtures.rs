@@ -209,3 +209,17 @@ fn an_override_tag_replaces_the_extended_port() {
         "{stderr}"
     );
 }
+
+#[test]
+fn included_engines_are_planned_with_the_projects_own() {
+    let (code, stderr) = dry_run("include.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "included-engine").contains("model included"),
+        "{stderr}"
+    );
+    assert!(
+        plan_line(&stderr, "own-engine").contains("model own"),
+        "{stderr}"
+    );
+}

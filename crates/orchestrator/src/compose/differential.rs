@@ -40,6 +40,10 @@ const V1_REJECTS: &[(&str, &str)] = &[
         "extends.yml",
         "the `!override` and `!reset` tags came after compose v1",
     ),
+    (
+        "include.yml",
+        "the top-level `include:` came after compose v1",
+    ),
 ];
 
 /// Files compared with their top-level `name:` line left out of the copy
