@@ -35,6 +35,10 @@ pub(crate) fn endpoint(service: &Service, aliases: &[String]) -> EndpointSetting
     all.extend(aliases.iter().cloned());
     EndpointSettings {
         aliases: Some(all),
+        // Per network since API 1.44, as compose v2 sends it.
+        mac_address: service.host.mac_address.clone(),
+        // `links`/`external_links`: container-scoped aliases on this network.
+        links: (!service.endpoint_links.is_empty()).then(|| service.endpoint_links.clone()),
         ..Default::default()
     }
 }
@@ -231,6 +235,7 @@ pub(crate) fn container_body(
         })
     };
 
+    let host = &service.host;
     let host_config = HostConfig {
         binds: (!binds.is_empty()).then_some(binds),
         mounts: (!mounts.is_empty()).then_some(mounts),
@@ -268,6 +273,28 @@ pub(crate) fn container_body(
         dns: (!service.dns.is_empty()).then(|| service.dns.clone()),
         sysctls: (!service.sysctls.is_empty())
             .then(|| service.sysctls.clone().into_iter().collect()),
+        pids_limit: host.pids_limit,
+        cpuset_cpus: host.cpuset.clone(),
+        cpu_shares: host.cpu_shares,
+        cpu_period: host.cpu_period,
+        cpu_quota: host.cpu_quota,
+        cpu_realtime_period: host.cpu_rt_period,
+        cpu_realtime_runtime: host.cpu_rt_runtime,
+        cpu_count: host.cpu_count,
+        cpu_percent: host.cpu_percent,
+        memory_reservation: host.mem_reservation,
+        memory_swap: host.memswap_limit,
+        memory_swappiness: host.mem_swappiness,
+        oom_kill_disable: host.oom_kill_disable,
+        oom_score_adj: host.oom_score_adj,
+        uts_mode: host.uts.clone(),
+        userns_mode: host.userns_mode.clone(),
+        dns_options: (!host.dns_opt.is_empty()).then(|| host.dns_opt.clone()),
+        dns_search: (!host.dns_search.is_empty()).then(|| host.dns_search.clone()),
+        storage_opt: (!host.storage_opt.is_empty())
+            .then(|| host.storage_opt.clone().into_iter().collect()),
+        device_cgroup_rules: (!host.device_cgroup_rules.is_empty())
+            .then(|| host.device_cgroup_rules.clone()),
         ..Default::default()
     };
 
@@ -357,5 +384,142 @@ mod tests {
         );
         assert_eq!(host.shm_size, Some(16 << 30));
         assert_eq!(host.device_requests, None);
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::tests::fixture;
+    use super::*;
+
+    #[test]
+    fn the_host_config_keys_reach_the_create_body() {
+        let project = fixture("host-settings.yml");
+        let service = project.service("engine").unwrap();
+        let body = container_body(&project, service, "sha256:abc");
+        let host = body.host_config.unwrap();
+        assert_eq!(host.pids_limit, Some(4096));
+        assert_eq!(host.cpuset_cpus.as_deref(), Some("0-3"));
+        assert_eq!(
+            (host.cpu_shares, host.cpu_period, host.cpu_quota),
+            (Some(512), Some(100_000), Some(50_000))
+        );
+        assert_eq!(
+            (host.cpu_realtime_runtime, host.cpu_realtime_period),
+            (Some(400_000), Some(1_000_000))
+        );
+        assert_eq!((host.cpu_count, host.cpu_percent), (Some(2), Some(50)));
+        assert_eq!(
+            (host.memory, host.memory_reservation, host.memory_swap),
+            (Some(2 << 30), Some(1 << 30), Some(-1))
+        );
+        assert_eq!(host.memory_swappiness, Some(0));
+        assert_eq!(
+            (host.oom_kill_disable, host.oom_score_adj),
+            (Some(true), Some(-500))
+        );
+        assert_eq!(
+            (host.uts_mode.as_deref(), host.userns_mode.as_deref()),
+            (Some("host"), Some("host"))
+        );
+        assert_eq!(
+            host.dns_options,
+            Some(vec!["use-vc".to_owned(), "ndots:2".to_owned()])
+        );
+        assert_eq!(host.dns_search, Some(vec!["example.internal".to_owned()]));
+        assert_eq!(
+            host.storage_opt,
+            Some(HashMap::from([("size".to_owned(), "20G".to_owned())]))
+        );
+        assert_eq!(
+            host.device_cgroup_rules,
+            Some(vec!["c 226:* rmw".to_owned()])
+        );
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        let endpoint = endpoints.values().next().unwrap();
+        assert_eq!(endpoint.mac_address.as_deref(), Some("02:42:ac:11:00:02"));
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::tests::fixture;
+    use super::*;
+
+    #[test]
+    fn a_file_secret_is_a_read_only_bind_and_value_secrets_are_files_to_write() {
+        let project = fixture("secrets.yml");
+        let service = project.service("vllm").unwrap();
+        let body = container_body(&project, service, "sha256:abc");
+        let binds = body.host_config.clone().unwrap().binds.unwrap();
+        let token = std::fs::canonicalize(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../spark-perf/tests/fixtures/compose/secrets/hf_token.txt"),
+        )
+        .unwrap();
+        assert!(
+            binds.iter().any(|b| {
+                b.ends_with("/hf_token.txt:/run/secrets/hf_token:ro")
+                    && std::fs::canonicalize(b.trim_end_matches(":/run/secrets/hf_token:ro"))
+                        .is_ok_and(|p| p == token)
+            }),
+            "{binds:?}"
+        );
+        let files: Vec<(&str, &str, u32, &str)> = service
+            .secret_files()
+            .iter()
+            .map(|f| {
+                (
+                    f.source.as_str(),
+                    f.target.as_str(),
+                    f.mode,
+                    f.content.expose(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                (
+                    "api_key",
+                    "/run/secrets/vllm_api_key",
+                    0o400,
+                    "sk-fixture-env-value-4567"
+                ),
+                (
+                    "chat_template",
+                    "/templates/chat.jinja",
+                    0o444,
+                    "{{ messages }}"
+                ),
+            ]
+        );
+        // The value is not in the create request (it is written apart) nor
+        // in any debug print of the model.
+        let debug = format!("{service:?} {body:?}");
+        assert!(!debug.contains("sk-fixture-env-value-4567"), "{debug}");
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::tests::fixture;
+    use super::*;
+
+    #[test]
+    fn links_and_external_links_are_endpoint_links_by_container_name() {
+        let project = fixture("links.yml");
+        let service = project.service("engine").unwrap();
+        let body = container_body(&project, service, "sha256:abc");
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        let endpoint = endpoints.get("links-fixture_default").unwrap();
+        assert_eq!(
+            endpoint.links,
+            Some(vec![
+                "links-fixture-cache-1:cache".to_owned(),
+                "links-metrics:prometheus".to_owned(),
+                "shared-redis:redis".to_owned(),
+            ])
+        );
     }
 }

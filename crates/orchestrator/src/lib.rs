@@ -49,8 +49,9 @@ mod running;
 mod sweep;
 
 pub use compose::{
-    AssignedPort, Checked, ComposeProject, Diagnostic, Flavor, InferenceService, LoadOptions,
-    Selection, Service, Severity, parse_duration,
+    AssignedPort, Checked, ComposeProject, Dependency, DependencyCondition, Diagnostic, Flavor,
+    InferenceService, LoadOptions, SecretFile, SecretValue, Selection, Service, Severity,
+    parse_duration,
 };
 pub use daemon::canonical_host;
 pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, StartOptions};

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use spark_orchestrator::{
-    Checked, ComposeProject, Flavor, InferenceService, LoadOptions, OrchestratorError, Severity,
+    Checked, ComposeProject, DependencyCondition, Flavor, InferenceService, LoadOptions,
+    OrchestratorError, Severity,
 };
 
 /// A scratch directory removed when dropped.
@@ -804,6 +805,263 @@ fn a_key_written_twice_is_reported_at_its_second_line() {
     assert!(
         text.starts_with(&format!(
             "{}:4: `services` is written twice under `the top level` (first at line 1)",
+            file.display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn depends_on_conditions_order_and_errors() {
+    let (_scratch, _file, checked) = check_text(
+        "depends",
+        "services:\n  engine:\n    image: vllm/vllm-openai:v1\n    gpus: all\n    ports: [\"8000:8000\"]\n    depends_on:\n      gateway:\n        condition: service_healthy\n      download:\n        condition: service_completed_successfully\n        required: false\n        restart: true\n  gateway:\n    image: nginx:1.27\n    depends_on: [download, db]\n  download:\n    image: busybox:1.36\n  db:\n    image: redis:7\n",
+    );
+    let project = checked.project.expect("valid");
+    let direct: Vec<(String, DependencyCondition, bool, bool)> = project
+        .service("engine")
+        .unwrap()
+        .depends_on()
+        .iter()
+        .map(|d| (d.service.clone(), d.condition, d.required, d.restart))
+        .collect();
+    assert_eq!(
+        direct,
+        [
+            (
+                "gateway".to_owned(),
+                DependencyCondition::Healthy,
+                true,
+                false
+            ),
+            (
+                "download".to_owned(),
+                DependencyCondition::CompletedSuccessfully,
+                false,
+                true
+            ),
+        ]
+    );
+    // Start order: each after its own dependencies, each once.
+    let order: Vec<(String, DependencyCondition)> = project
+        .dependencies("engine")
+        .into_iter()
+        .map(|d| (d.service, d.condition))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("download".to_owned(), DependencyCondition::Started),
+            ("db".to_owned(), DependencyCondition::Started),
+            ("gateway".to_owned(), DependencyCondition::Healthy),
+        ]
+    );
+
+    let (_scratch, file, checked) = check_text(
+        "depends-bad",
+        "services:\n  a:\n    image: vllm/vllm-openai:v1\n    gpus: all\n    ports: [\"8000:8000\"]\n    depends_on:\n      b:\n        condition: service_ready\n  b:\n    image: vllm/vllm-openai:v1\n    gpus: all\n    ports: [\"8001:8000\"]\n    depends_on: [c, nope]\n  c:\n    image: redis:7\n    depends_on: [b]\n",
+    );
+    let text = rendered(&checked);
+    let f = file.display();
+    for expected in [
+        format!("{f}:7: service a: inference service `a` depends on inference service `b`"),
+        format!("{f}:8: service a: `service_ready` is not a depends_on condition"),
+        format!(
+            "{f}:13: service b: depends_on names `nope`, which is not a service of the project"
+        ),
+        format!("{f}:13: service b: depends_on cycle: b → c → b"),
+        format!("{f}:16: service c: depends_on cycle: c → b → c"),
+    ] {
+        assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+    }
+}
+
+#[test]
+fn the_depends_on_fixture_orders_the_downloader_first() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spark-perf/tests/fixtures/compose/depends-on.yml");
+    let project = ComposeProject::load(&options(vec![file], BTreeMap::new())).unwrap();
+    let order: Vec<(String, DependencyCondition, bool)> = project
+        .dependencies("vllm")
+        .into_iter()
+        .map(|d| (d.service, d.condition, d.required))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (
+                "download".to_owned(),
+                DependencyCondition::CompletedSuccessfully,
+                true
+            ),
+            ("cache".to_owned(), DependencyCondition::Healthy, false),
+        ]
+    );
+    assert_eq!(
+        project
+            .inference_services()
+            .into_iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>(),
+        ["vllm"]
+    );
+}
+
+#[test]
+fn host_config_keys_with_bad_values_are_errors_at_their_line() {
+    let (_scratch, file, checked) = check_text(
+        "host-bad",
+        "services:\n  a:\n    image: redis:7\n    pids_limit: lots\n    cpu_percent: 150\n    oom_score_adj: -2000\n    mem_reservation: 1zb\n    cpu_quota: soon\n    oom_kill_disable: maybe\n    mac_address: 02:42\n",
+    );
+    let text = rendered(&checked);
+    let f = file.display();
+    for expected in [
+        format!("{f}:4: service a: `pids_limit` must be a whole number from -1 to"),
+        format!("{f}:5: service a: `cpu_percent` must be a whole number from 0 to 100, not `150`"),
+        format!("{f}:6: service a: `oom_score_adj` must be a whole number from -1000 to 1000"),
+        format!("{f}:7: service a: `1zb` is not a size"),
+        format!("{f}:8: service a: `cpu_quota` must be microseconds or a duration"),
+        format!("{f}:9: service a: `oom_kill_disable` must be true or false"),
+        format!("{f}:10: service a: `02:42` is not a MAC address"),
+    ] {
+        assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+    }
+}
+
+#[test]
+fn undeclared_and_unreadable_secrets_are_errors_without_their_values() {
+    let scratch = Scratch::new("secrets-bad");
+    let file = scratch.write(
+        "compose.yml",
+        "services:\n  a:\n    image: redis:7\n    secrets: [nope, missing_file, from_env]\nsecrets:\n  missing_file:\n    file: ./absent.txt\n  from_env:\n    environment: UNSET_FIXTURE_VAR\n  swarm:\n    external: true\n",
+    );
+    let checked = ComposeProject::check(&options(vec![file.clone()], BTreeMap::new()));
+    let text = rendered(&checked);
+    let f = file.display();
+    for expected in [
+        format!("{f}:4: service a: secrets `nope` is not declared under the top-level `secrets:`"),
+        format!("{f}:7: secrets `missing_file`: file "),
+        format!("{f}:9: secrets `from_env`: the UNSET_FIXTURE_VAR variable is not set"),
+        format!("{f}:10: external secrets (swarm) are not supported by spark-perf"),
+    ] {
+        assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+    }
+}
+
+#[test]
+fn extends_from_another_file_and_from_this_one() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spark-perf/tests/fixtures/compose/extends.yml");
+    let project = ComposeProject::load(&options(vec![file], BTreeMap::new())).unwrap();
+    let qwen = project.service("qwen").unwrap();
+    assert_eq!(qwen.image(), "vllm/vllm-openai:v0.11.0");
+    assert_eq!(
+        qwen.environment_names(),
+        ["HF_HUB_OFFLINE", "VLLM_LOGGING_LEVEL"]
+    );
+    let long = inference(&project, "qwen-long");
+    assert_eq!(
+        (long.host_port, long.served_model.as_deref()),
+        (8000, Some("qwen-long"))
+    );
+    // Through the chain, the environment of the other file's base.
+    assert_eq!(
+        project.service("qwen-long").unwrap().environment_names(),
+        ["HF_HUB_OFFLINE", "VLLM_LOGGING_LEVEL"]
+    );
+
+    let (_scratch, file, checked) = check_text(
+        "extends-bad",
+        "services:\n  a:\n    extends: b\n    image: redis:7\n  b:\n    extends: {service: a}\n    image: redis:7\n  c:\n    extends: nope\n    image: redis:7\n",
+    );
+    let text = rendered(&checked);
+    let f = file.display();
+    for expected in [
+        format!("{f}:3: service a: `extends` cycle: a → b → a"),
+        format!(
+            "{f}:9: service c: `extends` names service `nope`, which this project does not define"
+        ),
+    ] {
+        assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+    }
+}
+
+#[test]
+fn a_link_to_an_undefined_service_is_an_error() {
+    let (_scratch, file, checked) = check_text(
+        "links-bad",
+        "services:\n  a:\n    image: redis:7\n    links: [bb]\n  b:\n    image: redis:7\n",
+    );
+    let text = rendered(&checked);
+    assert!(
+        text.contains(&format!(
+            "{}:4: service a: links names `bb`, which is not a service of the project\n  hint: did you mean `b`?",
+            file.display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn reset_and_override_tags_in_extends_and_several_files() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spark-perf/tests/fixtures/compose/extends.yml");
+    let project = ComposeProject::load(&options(vec![file], BTreeMap::new())).unwrap();
+    let own = inference(&project, "qwen-own-port");
+    assert_eq!(own.host_port, 8002);
+    let service = project.service("qwen-own-port").unwrap();
+    assert_eq!(service.environment_names(), ["HF_HUB_OFFLINE"]);
+
+    let scratch = Scratch::new("tags");
+    let base = scratch.write(
+        "compose.yml",
+        "services:\n  a:\n    image: spark-sim:dev\n    ports: [\"9000:8000\", \"9001:8001\"]\n    environment: {A: \"1\", B: \"2\"}\n    labels: {x: \"1\"}\n",
+    );
+    let overlay = scratch.write(
+        "override.yml",
+        "services:\n  a:\n    ports: !override [\"9100:8000\"]\n    environment: !reset {}\n    labels: !reset null\n",
+    );
+    let project =
+        ComposeProject::load(&options(vec![base.clone(), overlay], BTreeMap::new())).unwrap();
+    let a = inference(&project, "a");
+    assert_eq!(a.host_port, 9100);
+    assert!(project.service("a").unwrap().environment_names().is_empty());
+    // Without the tags the lists add up, as before.
+    let plain = scratch.write("plain.yml", "services:\n  a:\n    ports: [\"9100:8000\"]\n");
+    let project = ComposeProject::load(&options(vec![base, plain], BTreeMap::new())).unwrap();
+    assert_eq!(inference(&project, "a").host_port, 9000);
+}
+
+#[test]
+fn include_brings_in_another_files_services_and_rejects_a_clash() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../spark-perf/tests/fixtures/compose/include.yml");
+    let project = ComposeProject::load(&options(vec![file], BTreeMap::new())).unwrap();
+    let names: Vec<(String, u16)> = project
+        .select(&[], &[])
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.host_port))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("included-engine".to_owned(), 18020),
+            ("own-engine".to_owned(), 18021)
+        ]
+    );
+
+    let scratch = Scratch::new("include-clash");
+    scratch.write("other.yml", "services:\n  a:\n    image: redis:7\n");
+    let file = scratch.write(
+        "compose.yml",
+        "include:\n  - other.yml\nservices:\n  a:\n    image: redis:8\n",
+    );
+    let checked = ComposeProject::check(&options(vec![file.clone()], BTreeMap::new()));
+    let text = rendered(&checked);
+    assert!(
+        text.contains(&format!(
+            "{}:4: service a: the service is also defined by the included file",
             file.display()
         )),
         "{text}"

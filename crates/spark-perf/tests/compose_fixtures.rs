@@ -129,3 +129,97 @@ fn a_service_defined_twice_is_an_error_at_its_second_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_engine_with_dependencies_is_planned_and_an_undefined_one_is_an_error() {
+    let (code, stderr) = dry_run("depends-on.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "vllm").contains("model qwen3-8b"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    let (code, stderr) = dry_run("invalid/depends-on-undefined.yml", &[]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("depends-on-undefined.yml:12: service vllm: depends_on names `downlaoder`, which is not a service of the project"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `downloader`?"), "{stderr}");
+}
+
+#[test]
+fn a_service_with_host_config_keys_is_planned() {
+    let (code, stderr) = dry_run("host-settings.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let line = plan_line(&stderr, "engine");
+    assert!(line.contains("127.0.0.1:18000"), "{line}");
+    assert!(line.contains("model tiny"), "{line}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+#[test]
+fn secrets_and_configs_are_planned_without_their_values() {
+    let (code, stderr) = dry_run("secrets.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "vllm").contains("model Qwen/Qwen3-8B"),
+        "{stderr}"
+    );
+    for value in ["hf_file_fixture_value_0123", "sk-fixture-env-value-4567"] {
+        assert!(!stderr.contains(value), "{stderr}");
+    }
+}
+
+#[test]
+fn services_extending_shared_settings_are_planned() {
+    let (code, stderr) = dry_run("extends.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let qwen = plan_line(&stderr, "qwen");
+    assert!(
+        qwen.contains("127.0.0.1:8000") && qwen.contains("model Qwen/Qwen3-8B"),
+        "{qwen}"
+    );
+    let long = plan_line(&stderr, "qwen-long");
+    assert!(
+        long.contains("127.0.0.1:8000") && long.contains("model qwen-long"),
+        "{long}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+#[test]
+fn a_service_with_links_is_planned() {
+    let (code, stderr) = dry_run("links.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "engine").contains("127.0.0.1:18010"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+#[test]
+fn an_override_tag_replaces_the_extended_port() {
+    let (code, stderr) = dry_run("extends.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "qwen-own-port").contains("127.0.0.1:8002"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn included_engines_are_planned_with_the_projects_own() {
+    let (code, stderr) = dry_run("include.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        plan_line(&stderr, "included-engine").contains("model included"),
+        "{stderr}"
+    );
+    assert!(
+        plan_line(&stderr, "own-engine").contains("model own"),
+        "{stderr}"
+    );
+}

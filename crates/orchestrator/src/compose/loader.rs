@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{Diagnostic, Problem, Severity};
+use super::extends::{ExtendedFiles, Tree};
 use super::interpolate::{self, Vars};
 use super::locate::{Locator, ypath};
 use super::project::{ComposeProject, LoadOptions, normalize_project_name};
-use super::tree::merge_documents;
+use super::secrets::FileKind;
+use super::tree::{merge_documents, strip_merge_tags};
 use super::{scalar_text, service, units};
 
 /// The project directory: the folder of the first compose file, from its
@@ -108,11 +110,31 @@ impl Loader {
             .unwrap_or_else(|| PathBuf::from("."));
         let vars = self.variables(options, &working_dir);
         let documents = self.read_documents(&files, &vars)?;
-        let (merged, merged_raw) = self.merge(documents);
+        let (mut merged, mut merged_raw) = self.merge(documents);
+        let mut extended = ExtendedFiles::default();
+        self.resolve_extends(
+            &mut merged,
+            Tree::Interpolated,
+            &working_dir,
+            &vars,
+            &mut extended,
+        );
+        self.resolve_extends(
+            &mut merged_raw,
+            Tree::Raw,
+            &working_dir,
+            &vars,
+            &mut extended,
+        );
+        // `!reset` and `!override` that nothing was merged into.
+        let merged = strip_tags(merged);
+        let merged_raw = strip_tags(merged_raw);
         let name = self.project_name(options, &vars, &merged, &working_dir);
         let profiles = active_profiles(options, &vars);
         let networks = self.top_level_networks(&merged, &name);
         let volumes = self.top_level_volumes(&merged, &name);
+        let secrets = self.top_level_files(&merged, FileKind::Secret, &working_dir, &vars);
+        let configs = self.top_level_files(&merged, FileKind::Config, &working_dir, &vars);
         let ctx = service::Context {
             project: &name,
             working_dir: &working_dir,
@@ -120,9 +142,14 @@ impl Loader {
             profiles: &profiles,
             networks: &networks,
             volumes: &volumes,
+            secrets: &secrets,
+            configs: &configs,
         };
         let services = self.services(&merged, &merged_raw, &ctx);
         self.check_container_names(&services);
+        self.check_dependencies(&services);
+        let mut services = services;
+        resolve_links(&mut services);
 
         let config_files = files
             .iter()
@@ -183,7 +210,7 @@ impl Loader {
         &mut self,
         files: &[PathBuf],
         vars: &Vars,
-    ) -> Option<Vec<(Mapping, Mapping)>> {
+    ) -> Option<Vec<(usize, Mapping, Mapping)>> {
         let mut documents: Vec<(Mapping, Mapping)> = Vec::new();
         for (file_idx, path) in files.iter().enumerate() {
             let text = match std::fs::read_to_string(path) {
@@ -209,15 +236,125 @@ impl Loader {
                 }
             }
         }
-        (documents.len() == files.len()).then_some(documents)
+        if documents.len() != files.len() {
+            return None;
+        }
+        // Top-level `include:`: the included files' documents come first.
+        let mut all = Vec::new();
+        for (idx, (raw, interpolated)) in documents.into_iter().enumerate() {
+            let dir = project_dir(&files[idx]);
+            all.extend(self.included(idx, &interpolated, &dir, vars, 0)?);
+            all.push((idx, raw, interpolated));
+        }
+        Some(all)
+    }
+
+    /// The documents `include:` of file `file_idx` brings in (recursively,
+    /// first), paths relative to `dir`. A service both included and defined
+    /// by the including file is an error, as compose says.
+    fn included(
+        &mut self,
+        file_idx: usize,
+        doc: &Mapping,
+        dir: &Path,
+        vars: &Vars,
+        depth: usize,
+    ) -> Option<Vec<(usize, Mapping, Mapping)>> {
+        let Some(include) = doc.get("include") else {
+            return Some(Vec::new());
+        };
+        let entries: Vec<String> = match include {
+            Value::Sequence(items) => items
+                .iter()
+                .flat_map(|item| match item {
+                    Value::Mapping(m) => match m.get("path") {
+                        Some(Value::Sequence(paths)) => {
+                            paths.iter().filter_map(scalar_text).collect()
+                        }
+                        Some(other) => scalar_text(other).into_iter().collect(),
+                        None => Vec::new(),
+                    },
+                    other => scalar_text(other).into_iter().collect(),
+                })
+                .collect(),
+            _ => {
+                self.push(
+                    file_idx,
+                    None,
+                    Problem::error(ypath!["include"], "`include` must be a list of files"),
+                );
+                return None;
+            }
+        };
+        if depth > 8 {
+            self.push(
+                file_idx,
+                None,
+                Problem::error(
+                    ypath!["include"],
+                    "`include` nests more than 8 levels (a cycle?)",
+                ),
+            );
+            return None;
+        }
+        let own: Vec<String> = doc
+            .get("services")
+            .and_then(Value::as_mapping)
+            .map(|m| m.keys().filter_map(scalar_text).collect())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = dir.join(&entry);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                self.push(
+                    file_idx,
+                    None,
+                    Problem::error(
+                        ypath!["include"],
+                        format!("cannot read the included file {}", path.display()),
+                    ),
+                );
+                return None;
+            };
+            let idx = self.files.len();
+            self.files.push(SourceFile {
+                path: path.clone(),
+                locator: Locator::new(&text),
+            });
+            let raw = self.parse_yaml(idx, &text)?;
+            let mut interpolated = Value::Mapping(raw.clone());
+            self.interpolate_tree(idx, &mut interpolated, &mut Vec::new(), vars);
+            let Value::Mapping(interpolated) = interpolated else {
+                return None;
+            };
+            let inner_dir = project_dir(&path);
+            out.extend(self.included(idx, &interpolated, &inner_dir, vars, depth + 1)?);
+            if let Some(Value::Mapping(services)) = interpolated.get("services") {
+                for name in services.keys().filter_map(scalar_text) {
+                    if own.contains(&name) {
+                        self.push(
+                            file_idx,
+                            Some(&name),
+                            Problem::error(
+                                ypath!["services", name.as_str()],
+                                format!("the service is also defined by the included file {}", path.display()),
+                            )
+                            .hint("define it in one place, or extend the included one (`extends: {file: ..., service: ...}`)"),
+                        );
+                    }
+                }
+            }
+            out.push((idx, raw, interpolated));
+        }
+        Some(out)
     }
 
     /// Checks each file's top-level keys and merges the files in order:
     /// the interpolated tree and the raw one.
-    fn merge(&mut self, documents: Vec<(Mapping, Mapping)>) -> (Mapping, Mapping) {
+    fn merge(&mut self, documents: Vec<(usize, Mapping, Mapping)>) -> (Mapping, Mapping) {
         let mut merged = Mapping::new();
         let mut merged_raw = Mapping::new();
-        for (file_idx, (raw, doc)) in documents.into_iter().enumerate() {
+        for (file_idx, raw, doc) in documents {
             for key in doc.keys() {
                 let key_text = scalar_text(key).unwrap_or_default();
                 if !TOP_LEVEL_KEYS.contains(&key_text.as_str()) && !key_text.starts_with("x-") {
@@ -231,7 +368,7 @@ impl Loader {
                     self.push(file_idx, None, problem);
                 }
             }
-            for unsupported in ["include", "secrets", "configs", "models"] {
+            for unsupported in ["models"] {
                 if doc.contains_key(unsupported) {
                     self.push(
                         file_idx,
@@ -409,5 +546,35 @@ fn active_profiles(options: &LoadOptions, vars: &Vars) -> Vec<String> {
             .unwrap_or_default()
     } else {
         options.profiles.clone()
+    }
+}
+
+/// `links` and `external_links` as `CONTAINER:ALIAS`: a linked service by
+/// its container's name (unknown ones were reported).
+fn resolve_links(services: &mut [service::Service]) {
+    let containers: BTreeMap<String, String> = services
+        .iter()
+        .map(|s| (s.name().to_owned(), s.container_name().to_owned()))
+        .collect();
+    for service in services {
+        let mut entries: Vec<String> = service
+            .links
+            .iter()
+            .filter_map(|(target, alias)| containers.get(target).map(|c| format!("{c}:{alias}")))
+            .collect();
+        entries.extend(
+            service
+                .external_links
+                .iter()
+                .map(|(container, alias)| format!("{container}:{alias}")),
+        );
+        service.endpoint_links = entries;
+    }
+}
+
+fn strip_tags(doc: Mapping) -> Mapping {
+    match strip_merge_tags(Value::Mapping(doc)) {
+        Value::Mapping(m) => m,
+        _ => Mapping::new(),
     }
 }

@@ -14,13 +14,18 @@
 //! and [`service`] (one module per section of a service); [`project`] is the
 //! result and [`diagnostic`] what is reported.
 
+mod dependencies;
 mod diagnostic;
+#[cfg(test)]
+mod differential;
 mod discover;
 mod document;
+mod extends;
 mod interpolate;
 mod loader;
 pub(crate) mod locate;
 mod project;
+mod secrets;
 mod selection;
 mod service;
 mod toplevel;
@@ -34,9 +39,10 @@ pub use diagnostic::{Checked, Diagnostic, Severity};
 pub use discover::{AssignedPort, Flavor, InferenceService};
 pub use project::{ComposeProject, LoadOptions, normalize_project_name};
 pub(crate) use project::{NetworkSpec, VolumeSpec};
+pub use secrets::SecretValue;
 pub use selection::Selection;
 pub(crate) use service::MountSpec;
-pub use service::Service;
+pub use service::{Dependency, DependencyCondition, SecretFile, Service};
 pub(crate) use tree::canonical_json;
 pub use units::parse_duration;
 

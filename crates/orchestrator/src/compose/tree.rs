@@ -85,9 +85,23 @@ const REPLACED_LISTS: &[&str] = &["command", "entrypoint", "profiles"];
 /// replace, `environment`/`labels` merge by name (list or mapping form),
 /// other lists (ports, volumes, ...) are concatenated without duplicates,
 /// scalars replace.
-fn merge_service(base: &mut Mapping, overlay: Mapping) {
+///
+/// The compose tags: `!reset` drops the key (the base's value too),
+/// `!override` replaces the base's value instead of merging with it.
+pub(super) fn merge_service(base: &mut Mapping, overlay: Mapping) {
     for (key, value) in overlay {
         let key_text = scalar_text(&key).unwrap_or_default();
+        let value = match merge_tag(value) {
+            MergeTag::Reset => {
+                base.remove(&key);
+                continue;
+            }
+            MergeTag::Override(value) => {
+                base.insert(key, strip_merge_tags(value));
+                continue;
+            }
+            MergeTag::None(value) => value,
+        };
         let merged = match (base.remove(&key), value) {
             (Some(old), new) if matches!(key_text.as_str(), "environment" | "labels") => {
                 let mut map = service::key_value_map(&old);
@@ -115,6 +129,51 @@ fn merge_service(base: &mut Mapping, overlay: Mapping) {
             (_, new) => new,
         };
         base.insert(key, merged);
+    }
+}
+
+enum MergeTag {
+    Reset,
+    Override(Value),
+    None(Value),
+}
+
+fn merge_tag(value: Value) -> MergeTag {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            match tag.trim_start_matches('!') {
+                "reset" => MergeTag::Reset,
+                "override" => MergeTag::Override(tagged.value),
+                _ => MergeTag::None(Value::Tagged(tagged)),
+            }
+        }
+        other => MergeTag::None(other),
+    }
+}
+
+/// A value with the compose tags applied where nothing is merged into it:
+/// a `!reset` key is dropped, an `!override` value is the value itself.
+pub(super) fn strip_merge_tags(value: Value) -> Value {
+    match value {
+        Value::Mapping(mapping) => Value::Mapping(
+            mapping
+                .into_iter()
+                .filter_map(|(key, item)| match merge_tag(item) {
+                    MergeTag::Reset => None,
+                    MergeTag::Override(v) | MergeTag::None(v) => Some((key, strip_merge_tags(v))),
+                })
+                .collect(),
+        ),
+        Value::Sequence(items) => {
+            Value::Sequence(items.into_iter().map(strip_merge_tags).collect())
+        }
+        Value::Tagged(tagged) => match merge_tag(Value::Tagged(tagged)) {
+            MergeTag::Reset => Value::Null,
+            MergeTag::Override(v) => strip_merge_tags(v),
+            MergeTag::None(v) => v,
+        },
+        other => other,
     }
 }
 

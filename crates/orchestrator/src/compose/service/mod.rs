@@ -8,13 +8,16 @@
 //! (memory, CPUs, ulimits, deploy, GPUs, devices), [`healthcheck`], and
 //! [`rest`] (image, container name, labels, switches, the other scalars).
 
+mod depends_on;
 mod environment;
 mod healthcheck;
+mod host;
 pub(crate) mod keys;
 mod networks;
 mod ports;
 mod resources;
 mod rest;
+mod secrets;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -26,11 +29,14 @@ use serde_yaml::{Mapping, Value};
 use super::discover::{self, InferenceService};
 use super::interpolate::Vars;
 use super::{NetworkSpec, Problem, VolumeSpec, canonical_json, scalar_text};
+pub use depends_on::{Dependency, DependencyCondition};
 pub(crate) use healthcheck::Healthcheck;
+pub(crate) use host::HostSettings;
 pub(crate) use keys::{EXTENSION_KEYS, Problems, key_value_map};
 use keys::{command_words, string_list};
 pub(crate) use ports::PortSpec;
 pub(crate) use resources::DeviceRequestSpec;
+pub use secrets::SecretFile;
 pub(crate) use volumes::MountSpec;
 
 /// What a service needs from the rest of the project while it is parsed.
@@ -41,6 +47,8 @@ pub(crate) struct Context<'a> {
     pub(crate) profiles: &'a [String],
     pub(crate) networks: &'a BTreeMap<String, NetworkSpec>,
     pub(crate) volumes: &'a BTreeMap<String, VolumeSpec>,
+    pub(crate) secrets: &'a BTreeMap<String, super::secrets::FileSource>,
+    pub(crate) configs: &'a BTreeMap<String, super::secrets::FileSource>,
 }
 
 /// One service of the project, as compose would run it.
@@ -66,6 +74,13 @@ pub struct Service {
     /// Keys of the project's networks, in the order the service lists them.
     pub(crate) networks: Vec<(String, Vec<String>)>,
     pub(crate) network_mode: Option<String>,
+    /// `links:` as (service, alias) and `external_links:` as (container,
+    /// alias): container-scoped aliases on the service's network.
+    pub(crate) links: Vec<(String, String)>,
+    pub(crate) external_links: Vec<(String, String)>,
+    /// Both as the endpoint's `Links` (`CONTAINER:ALIAS`), set once every
+    /// service's container name is known (the loader).
+    pub(crate) endpoint_links: Vec<String>,
     pub(crate) ipc: Option<String>,
     pub(crate) pid: Option<String>,
     pub(crate) shm_size: Option<i64>,
@@ -79,6 +94,12 @@ pub struct Service {
     pub(crate) restart: Option<String>,
     pub(crate) healthcheck: Option<Healthcheck>,
     pub(crate) healthcheck_disabled: bool,
+    pub(crate) depends_on: Vec<Dependency>,
+    /// The other HostConfig keys (`pids_limit`, `cpuset`, `oom_score_adj`, ...).
+    pub(crate) host: HostSettings,
+    /// Secrets and configs whose content is a value, to write into the
+    /// container before it starts (file-based ones are binds in `mounts`).
+    pub(crate) secret_files: Vec<SecretFile>,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) stop_grace_period: Duration,
     pub(crate) stop_signal: Option<String>,
@@ -142,6 +163,19 @@ impl Service {
     /// The names of the container's environment variables (never values).
     pub fn environment_names(&self) -> Vec<String> {
         self.environment.keys().cloned().collect()
+    }
+
+    /// The secrets and configs whose content is a value (an environment
+    /// variable, a config's `content:`): files to write into the container
+    /// after it is created and before it starts. File-based ones are
+    /// read-only binds in the create request already.
+    pub fn secret_files(&self) -> &[SecretFile] {
+        &self.secret_files
+    }
+
+    /// `depends_on:` as written, in file order.
+    pub fn depends_on(&self) -> &[Dependency] {
+        &self.depends_on
     }
 
     /// The grace period between SIGTERM and SIGKILL (`stop_grace_period`, 10 s).
@@ -220,7 +254,21 @@ impl Service {
         let environment = environment::parse_environment(def, raw, ctx, p);
         let ports = ports::parse_ports(get("ports"), p);
         let expose = ports::parse_expose(get("expose"), p);
-        let mounts = volumes::parse_volumes(get("volumes"), ctx, p);
+        let mut mounts = volumes::parse_volumes(get("volumes"), ctx, p);
+        let mut secret_files = secrets::parse_files(
+            super::secrets::FileKind::Secret,
+            get("secrets"),
+            ctx,
+            &mut mounts,
+            p,
+        );
+        secret_files.extend(secrets::parse_files(
+            super::secrets::FileKind::Config,
+            get("configs"),
+            ctx,
+            &mut mounts,
+            p,
+        ));
         let networking = networks::parse_networks(def, ctx, p);
         let mut restart = text("restart");
         let resources = resources::parse_resources(def, &mut restart, p);
@@ -251,6 +299,9 @@ impl Service {
             mounts,
             networks: networking.networks,
             network_mode: networking.network_mode,
+            links: networking.links,
+            external_links: networking.external_links,
+            endpoint_links: Vec::new(),
             ipc: text("ipc"),
             pid: text("pid"),
             shm_size: resources.shm_size,
@@ -264,6 +315,9 @@ impl Service {
             restart,
             healthcheck,
             healthcheck_disabled,
+            depends_on: depends_on::parse_depends_on(get("depends_on"), p),
+            host: host::parse_host(def, p),
+            secret_files,
             labels,
             stop_grace_period,
             stop_signal: text("stop_signal"),

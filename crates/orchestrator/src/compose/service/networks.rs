@@ -15,6 +15,11 @@ pub(super) struct Networking {
     pub(super) network_mode: Option<String>,
     /// Keys of the project's networks with their aliases, in service order.
     pub(super) networks: Vec<(String, Vec<String>)>,
+    /// `links:` as (service, alias): the alias names that service's
+    /// container on the shared network.
+    pub(super) links: Vec<(String, String)>,
+    /// `external_links:` as (container, alias).
+    pub(super) external_links: Vec<(String, String)>,
 }
 
 pub(super) fn parse_networks(def: &Mapping, ctx: &Context<'_>, p: &mut Problems<'_>) -> Networking {
@@ -74,8 +79,21 @@ pub(super) fn parse_networks(def: &Mapping, ctx: &Context<'_>, p: &mut Problems<
             }
         }
     }
+    let pairs = |key: &str| -> Vec<(String, String)> {
+        get(key)
+            .map(string_list)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|link| match link.split_once(':') {
+                Some((target, alias)) => (target.to_owned(), alias.to_owned()),
+                None => (link.clone(), link),
+            })
+            .collect()
+    };
     Networking {
         network_mode,
         networks,
+        links: pairs("links"),
+        external_links: pairs("external_links"),
     }
 }
