@@ -339,38 +339,28 @@ fn dist_row(
     }
 }
 
+/// One cell per engine column: `pick` of that engine's scenario, `None`
+/// where it has none (N/A).
+fn per_engine<'a, T>(
+    scenarios: &[Option<&'a ScenarioResult>],
+    pick: impl Fn(&'a spark_results::ScenarioAggregate) -> Option<T>,
+) -> Vec<Option<T>> {
+    scenarios
+        .iter()
+        .map(|scenario| scenario.and_then(|s| pick(&s.aggregate)))
+        .collect()
+}
+
 fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
     let agg = |pick: fn(&spark_results::ScenarioAggregate) -> f64| {
-        scenarios
-            .iter()
-            .map(|scenario| scenario.map(|s| pick(&s.aggregate)))
-            .collect::<Vec<_>>()
+        per_engine(scenarios, move |a| Some(pick(a)))
     };
     let open = |pick: fn(&spark_results::OpenLoopAggregate) -> Option<f64>| {
-        scenarios
-            .iter()
-            .map(|scenario| {
-                scenario
-                    .and_then(|s| s.aggregate.open_loop.as_ref())
-                    .and_then(pick)
-            })
-            .collect::<Vec<_>>()
+        per_engine(scenarios, move |a| a.open_loop.as_ref().and_then(pick))
     };
-    let dists = |pick: Pick| -> Vec<Option<&Distribution>> {
-        scenarios
-            .iter()
-            .map(|scenario| scenario.map(|s| pick(&s.aggregate)))
-            .collect()
-    };
+    let dists = |pick: Pick| per_engine(scenarios, move |a| Some(pick(a)));
     let open_dists = |pick: fn(&spark_results::OpenLoopAggregate) -> &Distribution| {
-        scenarios
-            .iter()
-            .map(|scenario| {
-                scenario
-                    .and_then(|s| s.aggregate.open_loop.as_ref())
-                    .map(pick)
-            })
-            .collect::<Vec<_>>()
+        per_engine(scenarios, move |a| a.open_loop.as_ref().map(pick))
     };
     let lower = Some(Better::Lower);
     let higher = Some(Better::Higher);
@@ -495,14 +485,7 @@ fn scenario_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
 /// All N/A (so dropped) where no engine reported timings.
 fn engine_timing_rows(scenarios: &[Option<&ScenarioResult>]) -> Vec<Row> {
     let engine = |pick: fn(&spark_results::EngineTimingsAggregate) -> Option<f64>| {
-        scenarios
-            .iter()
-            .map(|scenario| {
-                scenario
-                    .and_then(|s| s.aggregate.engine_timings.as_ref())
-                    .and_then(pick)
-            })
-            .collect::<Vec<_>>()
+        per_engine(scenarios, move |a| a.engine_timings.as_ref().and_then(pick))
     };
     let row = |metric, unit, format, cells| Row::plain(metric, unit, None, format, cells);
     vec![

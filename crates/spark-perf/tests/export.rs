@@ -4,11 +4,11 @@
 //! whose `/metrics` then shows the values. A Pushgateway that is not there
 //! is a clear error that loses no report.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use spark_testkit::{SimProcess, free_port};
+use spark_testkit::{SimProcess, TempDir, free_port};
 
 const SCENARIOS: &str = r#"
 [[scenario]]
@@ -18,22 +18,11 @@ max_tokens = 8
 requests = 4
 "#;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("spark-perf-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        std::fs::write(dir.join("scenarios.toml"), SCENARIOS).expect("scenarios");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A temporary directory holding the scenario file.
+fn temp_dir(name: &str) -> TempDir {
+    let dir = TempDir::new(name);
+    std::fs::write(dir.0.join("scenarios.toml"), SCENARIOS).expect("scenarios");
+    dir
 }
 
 fn sim() -> SimProcess {
@@ -79,7 +68,7 @@ fn the_openmetrics_file_passes_promtool() {
     let Some(promtool) = spark_testkit::tool("promtool", name) else {
         return;
     };
-    let dir = TempDir::new("openmetrics");
+    let dir = temp_dir("openmetrics");
     let sim = sim();
     let file = dir.0.join("spark-perf.prom");
     let out = bench(
@@ -193,7 +182,7 @@ fn metrics_pushed_to_a_pushgateway_are_served_by_it() {
         return;
     };
     let gateway = Pushgateway::start(&program);
-    let dir = TempDir::new("pushgateway");
+    let dir = temp_dir("pushgateway");
     let sim = sim();
     let out = bench(
         &dir.0,
@@ -232,7 +221,7 @@ fn metrics_pushed_to_a_pushgateway_are_served_by_it() {
 
 #[test]
 fn a_pushgateway_that_is_not_there_is_a_clear_error_and_the_reports_stay() {
-    let dir = TempDir::new("no-pushgateway");
+    let dir = temp_dir("no-pushgateway");
     let sim = sim();
     // Nothing listens on a port just freed.
     let url = format!("http://127.0.0.1:{}", free_port());

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use spark_testkit::{ProjectGuard, free_port};
+use spark_testkit::{ProjectGuard, free_port, the_run_dir};
 
 /// The built-in scenarios at sizes a CPU and a tiny model run in about a
 /// minute: every default group, long context past the context.
@@ -132,16 +132,6 @@ fn run_compose(setup: &Setup, extra: &[&str], env: &[(&str, &Path)]) -> Output {
         command.env(key, value);
     }
     command.output().expect("spark-perf runs")
-}
-
-fn the_run_dir(output_dir: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(output_dir)
-        .expect("report directory")
-        .map(|entry| entry.expect("entry").path())
-        .filter(|path| path.is_dir())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs.into_iter().next().expect("one run")
 }
 
 fn read_json(path: &Path) -> serde_json::Value {

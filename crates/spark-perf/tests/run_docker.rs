@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use spark_testkit::{ProjectGuard, free_port};
+use spark_testkit::{ProjectGuard, free_port, the_run_dir};
 
 struct Setup {
     project: ProjectGuard,
@@ -59,16 +59,6 @@ fn spark_perf(setup: &Setup, services: &[&str]) -> Command {
         command.args(["--only", service]);
     }
     command
-}
-
-fn the_run_dir(output_dir: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(output_dir)
-        .expect("report directory")
-        .map(|entry| entry.expect("entry").path())
-        .filter(|path| path.is_dir())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs.into_iter().next().expect("one run")
 }
 
 fn results(run_dir: &Path) -> serde_json::Value {

@@ -2,10 +2,10 @@
 //! same history, report.html shows each key metric's series with tonight
 //! marked; a first night has no trend to show.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use spark_testkit::SimProcess;
+use spark_testkit::{SimProcess, TempDir};
 
 const SCENARIOS: &str = r#"
 [[scenario]]
@@ -14,14 +14,6 @@ input_tokens = 32
 max_tokens = 8
 requests = 3
 "#;
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn night(dir: &Path, n: u32) -> String {
     let sim = SimProcess::start(

@@ -304,3 +304,36 @@ impl Drop for SimProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A temporary directory unique to this test process, created empty and
+/// removed on every path out of the test.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/spark-perf-NAME-PID`, emptied first.
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("spark-perf-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The one run directory a `run` wrote under `output_dir` (files beside
+/// it, such as history.sqlite, are not runs).
+pub fn the_run_dir(output_dir: &Path) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(output_dir)
+        .expect("report directory")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.is_dir())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.into_iter().next().expect("one run")
+}
