@@ -20,21 +20,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerStateStatusEnum, NetworkConnectRequest};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder,
-};
+use bollard::models::ContainerStateStatusEnum;
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder};
 use tokio::time::Instant;
 
 use crate::OrchestratorError;
+pub(crate) use crate::cleanup::{Cleanup, remove_container, stop_container, stop_timeout};
 use crate::compose::{ComposeProject, InferenceService, Service};
-pub(crate) use crate::create_body::container_body;
-use crate::create_body::{endpoint, health_host_port};
+use crate::container::Existing;
+use crate::create_body::health_host_port;
 use crate::mask;
-use crate::redact::Redactor;
+pub(crate) use crate::redact::service_redactor;
 pub(crate) use crate::running::RunningService;
-pub(crate) use crate::running::{cleanup, remove_container, stop_container, stop_timeout};
 use crate::sweep::StoppedContainer;
 
 /// The compose version written in `com.docker.compose.version`: the labels
@@ -62,17 +59,6 @@ pub struct Docker {
     pub(crate) current: Arc<Mutex<Option<Cleanup>>>,
 }
 
-/// What it takes to stop and remove a started container, without the
-/// [`RunningService`] that owns it.
-#[derive(Debug, Clone)]
-pub(crate) struct Cleanup {
-    pub(crate) service: String,
-    pub(crate) container_id: String,
-    pub(crate) grace: Duration,
-    pub(crate) keep: bool,
-    pub(crate) networks: Vec<String>,
-}
-
 /// How to start a service.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StartOptions {
@@ -80,6 +66,9 @@ pub struct StartOptions {
     pub pull: bool,
     /// Leave the stopped container in place instead of removing it (`--keep`).
     pub keep: bool,
+    /// How long a dependency (`depends_on`) may take to reach its condition
+    /// (30 minutes when unset: a one-shot downloader fetches the model).
+    pub dependency_timeout: Option<Duration>,
 }
 
 /// Where a result came from, for the report.
@@ -295,9 +284,10 @@ impl Docker {
         }
 
         // A host port still held gives a clearer message here than Docker's
-        // "address already in use" at start.
+        // "address already in use" at start; one Docker assigns is free.
         let published = definition.ports.iter().filter_map(|p| p.published);
-        for port in published.chain([service.host_port]) {
+        let engine_port = service.host_port_known().then_some(service.host_port);
+        for port in published.chain(engine_port) {
             if let Err(err) = std::net::TcpListener::bind(("0.0.0.0", port))
                 && err.kind() == std::io::ErrorKind::AddrInUse
             {
@@ -312,88 +302,45 @@ impl Docker {
             .ensure_image(name, &definition.image, options.pull)
             .await?;
 
-        // An old, stopped container of the same name is replaced, as `up` does.
-        match self
-            .client
-            .inspect_container(&definition.container_name, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(existing) => {
-                if existing.state.as_ref().and_then(|s| s.running) == Some(true) {
-                    return Err(OrchestratorError::ContainerExists {
-                        service: name.clone(),
-                        container: definition.container_name.clone(),
-                    });
-                }
-                // One that was running before the run is the user's: it is
-                // set aside under another name and restored at the end.
-                if !self
-                    .set_aside(existing.id.as_deref().unwrap_or_default())
-                    .await
-                {
-                    let remove = RemoveContainerOptionsBuilder::new().force(true).build();
-                    self.client
-                        .remove_container(&definition.container_name, Some(remove))
-                        .await
-                        .map_err(|source| OrchestratorError::RemoveContainer {
-                            service: name.clone(),
-                            container: definition.container_name.clone(),
-                            source,
-                        })?;
-                }
-            }
-            Err(err) if is_not_found(&err) => {}
-            Err(source) => {
-                return Err(OrchestratorError::InspectContainer {
-                    service: name.clone(),
-                    container: definition.container_name.clone(),
-                    source,
-                });
-            }
-        }
+        // What it depends on first, as `docker compose up NAME` does; owned
+        // by the guard until the running service owns them.
+        let dependencies = self.start_dependencies(project, name, options).await?;
 
+        if let Existing::Running(_) = self.replace_stopped(name, definition).await? {
+            return Err(OrchestratorError::ContainerExists {
+                service: name.clone(),
+                container: definition.container_name.clone(),
+            });
+        }
         let created_networks = self.ensure_networks(project, definition).await?;
         self.ensure_volumes(project, definition).await?;
 
-        let body = container_body(project, definition, &image.id);
         let clock = Instant::now();
-        let create = CreateContainerOptionsBuilder::new()
-            .name(&definition.container_name)
-            .build();
-        let created = self
-            .client
-            .create_container(Some(create), body)
-            .await
-            .map_err(|source| OrchestratorError::CreateContainer {
-                service: name.clone(),
-                container: definition.container_name.clone(),
-                image: definition.image.clone(),
-                source,
-            })?;
-        let create_time = clock.elapsed();
-        tracing::info!(service = %name, container = %definition.container_name, "created container");
+        let (container_id, create_time) = self.create(project, definition, &image.id).await?;
 
         let (host, port) = health_host_port(service);
-        // From here on the guard owns the container: any failure below still
-        // stops and removes it.
+        let (dependency_containers, mut networks) = dependencies.disarm();
+        networks.extend(created_networks);
+        // From here on the guard owns the container and its dependencies:
+        // any failure below still stops and removes them.
         let mut running = RunningService {
             client: self.client.clone(),
             active: Arc::clone(&self.active),
             current: Arc::clone(&self.current),
             service: name.clone(),
-            container_id: created.id.clone(),
+            container_id: container_id.clone(),
             container_name: definition.container_name.clone(),
             keep: options.keep,
             stop_grace: definition.stop_grace_period(),
-            created_networks,
+            created_networks: networks,
+            dependencies: dependency_containers,
             health_host: host,
             health_port: port,
             health_path: service.health_path.clone(),
             health_url: service.health_url(),
             // The log tail hides the secrets of the environment and those
             // the command carries (an engine may print its arguments).
-            redactor: Redactor::for_environment(&definition.environment)
-                .with(&command_secrets(definition)),
+            redactor: service_redactor(definition),
             clock,
             create_time,
             start_time: Duration::ZERO,
@@ -409,92 +356,72 @@ impl Docker {
             },
             done: false,
         };
-
         *running
             .current
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Cleanup {
-            service: name.clone(),
-            container_id: created.id.clone(),
-            grace: running.stop_grace,
-            keep: options.keep,
-            networks: running.created_networks.clone(),
-        });
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(running.cleanup_plan());
 
-        // Networks beyond the first are connected before the start.
-        for (key, aliases) in definition.networks.iter().skip(1) {
-            let Some(network) = project.networks.get(key) else {
-                continue;
-            };
-            let request = NetworkConnectRequest {
-                container: created.id.clone(),
-                endpoint_config: Some(endpoint(definition, aliases)),
-            };
-            if let Err(source) = self
-                .client
-                .connect_network(&network.docker_name, request)
-                .await
-            {
-                return Err(OrchestratorError::CreateNetwork {
-                    service: name.clone(),
-                    network: network.docker_name.clone(),
-                    source,
-                });
-            }
-        }
-
-        self.client
-            .start_container(
-                &created.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .map_err(|source| OrchestratorError::StartContainer {
-                service: name.clone(),
-                container: definition.container_name.clone(),
-                source,
-            })?;
+        self.connect_copy_start(project, definition, &container_id)
+            .await?;
         running.start_time = clock.elapsed();
-        tracing::info!(service = %name, container = %definition.container_name, "started container");
 
-        // The effective command and environment names, from the daemon.
-        if let Ok(inspect) = self
-            .client
-            .inspect_container(&created.id, None::<InspectContainerOptions>)
-            .await
-            && let Some(config) = inspect.config
-        {
-            // Interpolated by then: variables are shown as written, secret
-            // flags' values and environment values masked.
-            let env = config.env.unwrap_or_default();
-            let entrypoint = config.entrypoint.unwrap_or_default();
-            let cmd = config.cmd.unwrap_or_default();
-            let masked = mask::command(
-                &[
-                    mask::Part {
-                        actual: &entrypoint,
-                        interpolated: definition.entrypoint.as_deref(),
-                        raw: definition.raw_entrypoint.as_deref(),
-                    },
-                    mask::Part {
-                        actual: &cmd,
-                        interpolated: definition.command.as_deref(),
-                        raw: definition.raw_command.as_deref(),
-                    },
-                ],
-                &env,
-            );
-            running.provenance.command = masked.command;
-            running.redactor = running.redactor.clone().with(&masked.secrets);
-            let mut names: Vec<String> = env
-                .iter()
-                .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
-                .collect();
-            names.sort();
-            names.dedup();
-            running.provenance.env_names = names;
+        // A host port Docker picked is known now.
+        if let Some(assigned) = &service.assigned_port {
+            let port = self
+                .assigned_host_port(definition, &container_id, assigned)
+                .await?;
+            let service = service.clone().with_host_port(port);
+            running.health_port = port;
+            running.health_url = service.health_url();
+            tracing::info!(service = %name, port, "Docker assigned the host port");
         }
+
+        self.record_effective_command(definition, &mut running)
+            .await;
         Ok(running)
+    }
+
+    /// The effective command and environment names, from the daemon.
+    async fn record_effective_command(&self, definition: &Service, running: &mut RunningService) {
+        let Ok(inspect) = self
+            .client
+            .inspect_container(&running.container_id, None::<InspectContainerOptions>)
+            .await
+        else {
+            return;
+        };
+        let Some(config) = inspect.config else {
+            return;
+        };
+        // Interpolated by then: variables are shown as written, secret
+        // flags' values and environment values masked.
+        let env = config.env.unwrap_or_default();
+        let entrypoint = config.entrypoint.unwrap_or_default();
+        let cmd = config.cmd.unwrap_or_default();
+        let masked = mask::command(
+            &[
+                mask::Part {
+                    actual: &entrypoint,
+                    interpolated: definition.entrypoint.as_deref(),
+                    raw: definition.raw_entrypoint.as_deref(),
+                },
+                mask::Part {
+                    actual: &cmd,
+                    interpolated: definition.command.as_deref(),
+                    raw: definition.raw_command.as_deref(),
+                },
+            ],
+            &env,
+        );
+        running.provenance.command = masked.command;
+        running.redactor = running.redactor.clone().with(&masked.secrets);
+        let mut names: Vec<String> = env
+            .iter()
+            .map(|kv| kv.split('=').next().unwrap_or_default().to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        running.provenance.env_names = names;
     }
 }
 
@@ -532,34 +459,11 @@ pub(crate) fn container_display_name(container: &bollard::models::ContainerSumma
         .unwrap_or_default()
 }
 
-/// The secrets the service's command carries, from the compose model.
-fn command_secrets(definition: &Service) -> Vec<String> {
-    let env: Vec<String> = definition
-        .environment
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let parts: Vec<mask::Part<'_>> = [
-        (&definition.entrypoint, &definition.raw_entrypoint),
-        (&definition.command, &definition.raw_command),
-    ]
-    .into_iter()
-    .filter_map(|(actual, raw)| {
-        let actual = actual.as_deref()?;
-        Some(mask::Part {
-            actual,
-            interpolated: Some(actual),
-            raw: raw.as_deref(),
-        })
-    })
-    .collect();
-    mask::command(&parts, &env).secrets
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::compose::LoadOptions;
+    use crate::create_body::container_body;
 
     fn dgx_project() -> ComposeProject {
         let file =
@@ -625,57 +529,5 @@ mod tests {
             .aliases
             .clone();
         assert_eq!(aliases, Some(vec!["vllm-qwen3-30b-a3b-fp8".to_owned()]));
-    }
-
-    #[test]
-    fn the_compose_model_keeps_the_command_as_written_for_masking() {
-        let dir = std::env::temp_dir().join(format!("spark-mask-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(".env"), "VLLM_API_KEY=sk-from-dotenv-1\n").unwrap();
-        std::fs::write(
-            dir.join("docker-compose.yml"),
-            "services:\n  vllm:\n    image: vllm/vllm-openai:v0.11.0\n    command: vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token hf_literal_1234\n    ports: [\"8000:8000\"]\n",
-        )
-        .unwrap();
-        let project = ComposeProject::load(&LoadOptions {
-            files: vec![dir.join("docker-compose.yml")],
-            project_name: Some("mask".into()),
-            ..LoadOptions::default()
-        })
-        .unwrap();
-        let service = project.service("vllm").unwrap();
-        assert_eq!(
-            service.raw_command.as_deref().unwrap().join(" "),
-            "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token hf_literal_1234"
-        );
-        assert_eq!(
-            command_secrets(service),
-            ["hf_literal_1234", "sk-from-dotenv-1"]
-        );
-        let cmd = service.command.clone().unwrap();
-        let masked = mask::command(
-            &[mask::Part {
-                actual: &cmd,
-                interpolated: service.command.as_deref(),
-                raw: service.raw_command.as_deref(),
-            }],
-            &[],
-        );
-        assert_eq!(
-            masked.command.join(" "),
-            "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token [REDACTED]"
-        );
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn a_stop_call_may_take_the_grace_period_plus_a_margin() {
-        // bollard's default HTTP timeout (120 s) aborted a 300 s stop and
-        // skipped the removal after it.
-        assert_eq!(
-            stop_timeout(Duration::from_secs(300)),
-            Duration::from_secs(315)
-        );
-        assert_eq!(stop_timeout(Duration::MAX), Duration::MAX);
     }
 }

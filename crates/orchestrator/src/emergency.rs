@@ -1,6 +1,6 @@
 //! The second Ctrl-C: the user wants out now. [`EmergencyStop`] is a handle,
 //! detached from the run's futures, that stops and removes the container the
-//! run has started (bounded by its grace period plus a margin) and starts
+//! run has started, and its dependencies (bounded by its grace period plus a margin) and starts
 //! again what was in its way, on a thread and runtime of its own, so that the
 //! process can exit 130 at once afterwards without leaving a container
 //! behind.
@@ -8,7 +8,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::docker::{Cleanup, Docker, cleanup, connect_client, stop_timeout};
+use crate::cleanup::Cleanup;
+use crate::docker::{Docker, connect_client};
 use crate::sweep::StoppedContainer;
 
 /// What a restore may take beyond the stop: a few start calls.
@@ -46,7 +47,7 @@ impl EmergencyStop {
         let displaced = Arc::clone(&self.displaced);
         let bound = current
             .as_ref()
-            .map_or(Duration::ZERO, |c| stop_timeout(c.grace))
+            .map_or(Duration::ZERO, Cleanup::bound)
             .saturating_add(RESTORE_MARGIN);
         let work = std::thread::Builder::new()
             .name("spark-perf-emergency".into())
@@ -58,19 +59,10 @@ impl EmergencyStop {
                 runtime.block_on(async move {
                     let client = connect_client().await.ok()?;
                     let body = async {
-                        if let Some(c) = &current {
-                            let removed = cleanup(
-                                &client,
-                                &c.service,
-                                &c.container_id,
-                                c.grace,
-                                c.keep,
-                                &c.networks,
-                            )
-                            .await;
-                            if let Err(err) = removed {
-                                tracing::error!(service = %c.service, error = %err, "cleanup failed");
-                            }
+                        if let Some(c) = &current
+                            && let Err(err) = c.run(&client).await
+                        {
+                            tracing::error!(error = %err, "cleanup failed");
                         }
                         if !restore {
                             return Vec::new();
@@ -86,8 +78,7 @@ impl EmergencyStop {
                             .await
                             .into_iter()
                             .filter_map(|o| {
-                                o.error
-                                    .map(|e| format!("{}: {e}", o.container.container))
+                                o.error.map(|e| format!("{}: {e}", o.container.container))
                             })
                             .collect()
                     };

@@ -195,6 +195,44 @@ pub enum OrchestratorError {
         source: bollard::errors::Error,
     },
 
+    /// Copying the service's secret and config files into its container.
+    #[error(
+        "service {service}: cannot copy its secrets and configs into container {container}: {source}"
+    )]
+    CopyFiles {
+        service: String,
+        container: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    /// The container runs but Docker published no host port for the
+    /// engine's container port.
+    #[error(
+        "service {service}: Docker published no host port for container port {container_port} of container {container}"
+    )]
+    NoAssignedPort {
+        service: String,
+        container: String,
+        container_port: u16,
+    },
+
+    /// A dependency (`depends_on`) did not reach its condition.
+    #[error("service {service}: dependency {dependency} (container {container}) did not reach {condition}: {reason}{}", log_tail_text(.log_tail))]
+    DependencyFailed {
+        service: String,
+        dependency: String,
+        container: String,
+        /// The compose condition (`service_completed_successfully`, ...).
+        condition: &'static str,
+        /// What happened instead: "exited with code 3", "unhealthy", ...
+        reason: String,
+        /// The exit code, when it exited.
+        exit_code: Option<i64>,
+        /// The dependency's last log lines, secrets redacted.
+        log_tail: Vec<String>,
+    },
+
     /// Reading a file the project refers to.
     #[error("cannot read {path}: {source}")]
     ReadFile {

@@ -33,9 +33,12 @@
 // hot path, and boxing every bollard error would only add noise.
 #![allow(clippy::result_large_err)]
 
+mod cleanup;
 pub mod compose;
+mod container;
 mod create_body;
 mod daemon;
+mod dependency_start;
 mod docker;
 mod emergency;
 mod error;

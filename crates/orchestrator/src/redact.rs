@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::compose::is_secret_name;
+use crate::compose::{Service, is_secret_name};
+use crate::mask;
 
 /// What a masked secret is replaced by.
 pub(crate) const MASK: &str = "[REDACTED]";
@@ -109,9 +110,40 @@ fn mask_patterns(line: &str) -> String {
     out
 }
 
+/// Hides the service's environment values and the secrets its command
+/// carries, from the compose model.
+pub(crate) fn service_redactor(definition: &Service) -> Redactor {
+    Redactor::for_environment(&definition.environment).with(&command_secrets(definition))
+}
+
+/// The secrets the service's command carries, from the compose model.
+fn command_secrets(definition: &Service) -> Vec<String> {
+    let env: Vec<String> = definition
+        .environment
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let parts: Vec<mask::Part<'_>> = [
+        (&definition.entrypoint, &definition.raw_entrypoint),
+        (&definition.command, &definition.raw_command),
+    ]
+    .into_iter()
+    .filter_map(|(actual, raw)| {
+        let actual = actual.as_deref()?;
+        Some(mask::Part {
+            actual,
+            interpolated: Some(actual),
+            raw: raw.as_deref(),
+        })
+    })
+    .collect();
+    mask::command(&parts, &env).secrets
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compose::{ComposeProject, LoadOptions};
 
     #[test]
     fn masks_known_values_and_patterns() {
@@ -141,5 +173,46 @@ mod tests {
             "got [REDACTED]."
         );
         assert_eq!(r.redact("plain line"), "plain line");
+    }
+
+    #[test]
+    fn the_compose_model_keeps_the_command_as_written_for_masking() {
+        let dir = std::env::temp_dir().join(format!("spark-mask-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(".env"), "VLLM_API_KEY=sk-from-dotenv-1\n").unwrap();
+        std::fs::write(
+            dir.join("docker-compose.yml"),
+            "services:\n  vllm:\n    image: vllm/vllm-openai:v0.11.0\n    command: vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token hf_literal_1234\n    ports: [\"8000:8000\"]\n",
+        )
+        .unwrap();
+        let project = ComposeProject::load(&LoadOptions {
+            files: vec![dir.join("docker-compose.yml")],
+            project_name: Some("mask".into()),
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        let service = project.service("vllm").unwrap();
+        assert_eq!(
+            service.raw_command.as_deref().unwrap().join(" "),
+            "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token hf_literal_1234"
+        );
+        assert_eq!(
+            command_secrets(service),
+            ["hf_literal_1234", "sk-from-dotenv-1"]
+        );
+        let cmd = service.command.clone().unwrap();
+        let masked = mask::command(
+            &[mask::Part {
+                actual: &cmd,
+                interpolated: service.command.as_deref(),
+                raw: service.raw_command.as_deref(),
+            }],
+            &[],
+        );
+        assert_eq!(
+            masked.command.join(" "),
+            "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token [REDACTED]"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,6 +1,7 @@
 //! A started service: its watch (the container dying while it is gated or
 //! measured), its logs, its stop and the `Drop` that stops it on every
-//! other path (Ctrl-C, a panic), and the stop and removal of one container.
+//! other path (Ctrl-C, a panic), together with the dependencies started for
+//! it (`cleanup.rs` stops them).
 //!
 //! Architecture Invariant: the slot of the [`Docker`](crate::Docker) handle
 //! is freed when the running service is stopped or dropped, and the
@@ -11,80 +12,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::models::ContainerStateStatusEnum;
-use bollard::query_parameters::{
-    InspectContainerOptions, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
-};
+use bollard::query_parameters::{InspectContainerOptions, LogsOptionsBuilder};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use crate::OrchestratorError;
-use bollard::errors::Error as BollardError;
-
-use crate::docker::{
-    Cleanup, LOG_TAIL_LINES, Provenance, connect_client, is_conflict, is_not_found,
-};
+use crate::cleanup::{Cleanup, Stoppable};
+use crate::docker::{LOG_TAIL_LINES, Provenance, is_not_found};
 use crate::health::{
     self, ContainerState, GateFailure, GateTarget, HealthOptions, ProbeAnswer, StartupCost,
 };
 use crate::redact::Redactor;
-
-/// What a stop call may take beyond the grace period: the SIGKILL and the
-/// daemon's bookkeeping.
-const STOP_MARGIN: Duration = Duration::from_secs(15);
-
-/// The HTTP timeout of a stop call: the grace period plus a margin.
-pub(crate) fn stop_timeout(grace: Duration) -> Duration {
-    grace.saturating_add(STOP_MARGIN)
-}
-
-/// Stops (SIGTERM, then SIGKILL after `grace`) a container.
-pub(crate) async fn stop_container(
-    client: &bollard::Docker,
-    id: &str,
-    service: &str,
-    grace: Duration,
-) -> Result<(), OrchestratorError> {
-    let seconds =
-        i32::try_from(grace.as_secs().max(u64::from(grace.subsec_nanos() > 0))).unwrap_or(i32::MAX);
-    let options = StopContainerOptionsBuilder::new().t(seconds).build();
-    // The daemon answers when the container is gone, up to `grace` later;
-    // bollard's default 120 s HTTP timeout would abort a longer stop (and
-    // skip the removal after it).
-    let client = client.clone().with_timeout(stop_timeout(grace));
-    match client.stop_container(id, Some(options)).await {
-        Ok(()) => Ok(()),
-        // 304: already stopped; 404: already gone.
-        Err(BollardError::DockerResponseServerError {
-            status_code: 304 | 404,
-            ..
-        }) => Ok(()),
-        Err(source) => Err(OrchestratorError::StopContainer {
-            service: service.to_owned(),
-            container: id.to_owned(),
-            source,
-        }),
-    }
-}
-
-pub(crate) async fn remove_container(
-    client: &bollard::Docker,
-    id: &str,
-    service: &str,
-) -> Result<(), OrchestratorError> {
-    let options = RemoveContainerOptionsBuilder::new().force(true).build();
-    match client.remove_container(id, Some(options)).await {
-        Ok(()) => Ok(()),
-        Err(err) if is_not_found(&err) => Ok(()),
-        // 409: removal already in progress.
-        Err(err) if is_conflict(&err) => Ok(()),
-        Err(source) => Err(OrchestratorError::RemoveContainer {
-            service: service.to_owned(),
-            container: id.to_owned(),
-            source,
-        }),
-    }
-}
 
 /// A started inference container. Stop it with [`RunningService::stop`];
 /// dropping it stops (and, unless `keep`, removes) it as well.
@@ -99,6 +37,8 @@ pub struct RunningService {
     pub(crate) keep: bool,
     pub(crate) stop_grace: Duration,
     pub(crate) created_networks: Vec<String>,
+    /// The dependencies started for it (`depends_on`), in start order.
+    pub(crate) dependencies: Vec<Stoppable>,
     pub(crate) health_host: String,
     pub(crate) health_port: u16,
     pub(crate) health_path: String,
@@ -174,6 +114,20 @@ impl RunningService {
     /// The container's ID.
     pub fn container_id(&self) -> &str {
         &self.container_id
+    }
+
+    /// The host port the engine answers on: the published one, or the one
+    /// Docker assigned (`ports: ["8000"]`), read back after the start.
+    pub fn host_port(&self) -> u16 {
+        self.health_port
+    }
+
+    /// The names of the dependencies started for it, in start order.
+    pub fn dependencies(&self) -> Vec<&str> {
+        self.dependencies
+            .iter()
+            .map(|d| d.service.as_str())
+            .collect()
     }
 
     /// Image, command, environment names and config hash of the container.
@@ -280,46 +234,59 @@ impl RunningService {
     /// The last 50 lines of the container's output, secrets redacted.
     /// Best effort: an error reading logs gives an empty tail.
     pub async fn log_tail(&self) -> Vec<String> {
-        let options = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .tail(&LOG_TAIL_LINES.to_string())
-            .build();
-        let mut stream = self.client.logs(&self.container_id, Some(options));
-        let mut text = String::new();
-        let read = async {
-            while let Some(Ok(chunk)) = stream.next().await {
-                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-            }
-        };
-        // Bounded: a wedged daemon must not hang the error path.
-        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
-        let lines: Vec<&str> = text.lines().collect();
-        let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
-        lines[skip..]
-            .iter()
-            .map(|l| self.redactor.redact(l))
-            .collect()
+        log_tail(&self.client, &self.container_id, &self.redactor).await
     }
 
     /// Stops the container gracefully (SIGTERM, SIGKILL after the service's
-    /// `stop_grace_period`), then removes it unless `keep`, and removes the
-    /// networks this start created when nothing else uses them.
+    /// `stop_grace_period`), then removes it unless `keep`, then its
+    /// dependencies, and removes the networks this start created when
+    /// nothing else uses them.
     pub async fn stop(mut self) -> Result<Provenance, OrchestratorError> {
         self.done = true;
-        let result = cleanup(
-            &self.client,
-            &self.service,
-            &self.container_id,
-            self.stop_grace,
-            self.keep,
-            &self.created_networks,
-        )
-        .await;
+        let result = self.cleanup_plan().run(&self.client).await;
         free_slot(&self.active);
         take_current(&self.current);
         result.map(|()| self.provenance.clone())
     }
+
+    pub(crate) fn cleanup_plan(&self) -> Cleanup {
+        Cleanup {
+            keep: self.keep,
+            engine: Some(Stoppable {
+                service: self.service.clone(),
+                container_id: self.container_id.clone(),
+                grace: self.stop_grace,
+            }),
+            dependencies: self.dependencies.clone(),
+            networks: self.created_networks.clone(),
+        }
+    }
+}
+
+/// The last 50 lines of a container's output, `redactor` applied. Best
+/// effort and bounded: an error reading logs gives an empty tail.
+pub(crate) async fn log_tail(
+    client: &bollard::Docker,
+    container_id: &str,
+    redactor: &Redactor,
+) -> Vec<String> {
+    let options = LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .tail(&LOG_TAIL_LINES.to_string())
+        .build();
+    let mut stream = client.logs(container_id, Some(options));
+    let mut text = String::new();
+    let read = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+    };
+    // Bounded: a wedged daemon must not hang the error path.
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    let lines: Vec<&str> = text.lines().collect();
+    let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
+    lines[skip..].iter().map(|l| redactor.redact(l)).collect()
 }
 
 fn take_current(current: &Mutex<Option<Cleanup>>) {
@@ -336,75 +303,13 @@ fn free_slot(active: &Mutex<Option<String>>) {
     *slot = None;
 }
 
-pub(crate) async fn cleanup(
-    client: &bollard::Docker,
-    service: &str,
-    container_id: &str,
-    grace: Duration,
-    keep: bool,
-    networks: &[String],
-) -> Result<(), OrchestratorError> {
-    let stopped = stop_container(client, container_id, service, grace).await;
-    if let Err(err) = &stopped {
-        // A failed or timed-out stop still ends with the container gone:
-        // killed, and removed unless `keep`.
-        tracing::warn!(service = %service, error = %err, "stop failed; killing the container");
-        if keep {
-            let _ = client
-                .kill_container(
-                    container_id,
-                    None::<bollard::query_parameters::KillContainerOptions>,
-                )
-                .await;
-        }
-    }
-    if keep {
-        return stopped;
-    }
-    // A forced removal kills the container first if it still runs.
-    remove_container(client, container_id, service).await?;
-    stopped?;
-    for network in networks {
-        // Fails while other containers use it; that is fine, compose's
-        // `down` removes it later.
-        let _ = client.remove_network(network).await;
-    }
-    tracing::info!(service = %service, "stopped and removed container");
-    Ok(())
-}
-
 impl Drop for RunningService {
     fn drop(&mut self) {
         if self.done {
             return;
         }
-        let service = self.service.clone();
-        let container_id = self.container_id.clone();
-        let grace = self.stop_grace;
-        let keep = self.keep;
-        let networks = self.created_networks.clone();
-        tracing::warn!(service = %service, "cleaning up container after an interrupted run");
-        let cleanup_thread = std::thread::Builder::new()
-            .name("spark-perf-cleanup".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                let Ok(runtime) = runtime else { return };
-                runtime.block_on(async {
-                    let Ok(client) = connect_client().await else {
-                        return;
-                    };
-                    if let Err(err) =
-                        cleanup(&client, &service, &container_id, grace, keep, &networks).await
-                    {
-                        tracing::error!(service = %service, error = %err, "cleanup failed");
-                    }
-                });
-            });
-        if let Ok(handle) = cleanup_thread {
-            let _ = handle.join();
-        }
+        tracing::warn!(service = %self.service, "cleaning up container after an interrupted run");
+        self.cleanup_plan().run_blocking();
         free_slot(&self.active);
         take_current(&self.current);
     }

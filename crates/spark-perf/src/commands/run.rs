@@ -183,6 +183,9 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
     let start = StartOptions {
         pull: opts.pull,
         keep: opts.keep,
+        // A one-shot downloader the engine depends on may take as long as
+        // a first start of an engine that downloads its own weights.
+        dependency_timeout: Some(opts.health_timeout),
     };
     let benchmarked: anyhow::Result<()> = async {
         for service in &services {
@@ -463,6 +466,22 @@ async fn one_service(
         }
     };
     engine.provenance = Some(provenance(running.provenance()));
+    // A host port Docker assigned (`ports: ["8000"]`) is known now.
+    let assigned;
+    let service = if service.host_port_known() {
+        service
+    } else {
+        assigned = service.clone().with_host_port(running.host_port());
+        eprintln!(
+            "{}: Docker assigned host port {}",
+            service.name,
+            running.host_port()
+        );
+        &assigned
+    };
+    for dependency in running.dependencies() {
+        eprintln!("{}: started dependency {dependency}", service.name);
+    }
     let spinner = flow::spinner(
         progress,
         format!("{}: waiting for {}", service.name, service.health_url()),
