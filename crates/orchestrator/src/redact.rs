@@ -113,7 +113,18 @@ fn mask_patterns(line: &str) -> String {
 /// Hides the service's environment values and the secrets its command
 /// carries, from the compose model.
 pub(crate) fn service_redactor(definition: &Service) -> Redactor {
-    Redactor::for_environment(&definition.environment).with(&command_secrets(definition))
+    // The value secrets copied into the container too: an engine that
+    // echoes its token file must not leak it through a log tail.
+    let files: Vec<String> = definition
+        .secret_files()
+        .iter()
+        .filter(|f| f.secret)
+        .map(|f| f.content.expose().trim().to_owned())
+        .filter(|v| v.len() >= 4)
+        .collect();
+    Redactor::for_environment(&definition.environment)
+        .with(&command_secrets(definition))
+        .with(&files)
 }
 
 /// The secrets the service's command carries, from the compose model.
@@ -214,5 +225,26 @@ mod tests {
             "vllm serve ${MODEL:-m} --api-key ${VLLM_API_KEY} --hf-token [REDACTED]"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_service_redactor_masks_its_value_secrets_but_not_its_configs() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../spark-perf/tests/fixtures/compose/secrets.yml");
+        let project = ComposeProject::load(&LoadOptions {
+            files: vec![file],
+            environment: [(
+                "FIXTURE_API_KEY".to_owned(),
+                "sk-fixture-env-value-4567".to_owned(),
+            )]
+            .into(),
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        let redactor = service_redactor(project.service("vllm").unwrap());
+        assert_eq!(
+            redactor.redact("key sk-fixture-env-value-4567 template {{ messages }}"),
+            "key [REDACTED] template {{ messages }}"
+        );
     }
 }

@@ -23,6 +23,8 @@ pub struct SecretFile {
     /// The absolute path in the container.
     pub target: String,
     pub content: SecretValue,
+    /// A secret (not a config): its value is masked in log tails.
+    pub secret: bool,
     pub uid: Option<String>,
     pub gid: Option<String>,
     /// Permission bits (`0444` by default, as compose).
@@ -127,6 +129,7 @@ pub(super) fn parse_files(
                 source,
                 target,
                 content: content.clone(),
+                secret: matches!(kind, FileKind::Secret),
                 uid,
                 gid,
                 mode: mode.unwrap_or(0o444),
