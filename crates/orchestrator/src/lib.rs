@@ -49,8 +49,8 @@ mod running;
 mod sweep;
 
 pub use compose::{
-    AssignedPort, Checked, ComposeProject, Dependency, DependencyCondition, Diagnostic, Flavor,
-    InferenceService, LoadOptions, SecretFile, SecretValue, Selection, Service, Severity,
+    AssignedPort, BuildSpec, Checked, ComposeProject, Dependency, DependencyCondition, Diagnostic,
+    Flavor, InferenceService, LoadOptions, SecretFile, SecretValue, Selection, Service, Severity,
     parse_duration,
 };
 pub use daemon::canonical_host;
