@@ -80,6 +80,9 @@ pub struct StartOptions {
     pub pull: bool,
     /// Leave the stopped container in place instead of removing it (`--keep`).
     pub keep: bool,
+    /// Build the images of services with `build:` even when present
+    /// locally (`--build`); without it they are built only when missing.
+    pub build: bool,
 }
 
 /// Where a result came from, for the report.
@@ -199,6 +202,19 @@ impl Docker {
         service: &InferenceService,
         options: StartOptions,
     ) -> Result<RunningService, OrchestratorError> {
+        self.start_reporting(project, service, options, |_| {})
+            .await
+    }
+
+    /// [`Docker::start`], with each line of an image build's output or
+    /// pull's progress (build-argument values redacted) given to `report`.
+    pub async fn start_reporting(
+        &self,
+        project: &ComposeProject,
+        service: &InferenceService,
+        options: StartOptions,
+        mut report: impl FnMut(&str) + Send,
+    ) -> Result<RunningService, OrchestratorError> {
         let definition =
             project
                 .service(&service.name)
@@ -230,7 +246,7 @@ impl Docker {
             armed: true,
         };
         let running = self
-            .start_in_slot(project, definition, service, options)
+            .start_in_slot(project, definition, service, options, &mut report)
             .await?;
         slot.disarm();
         Ok(running)
@@ -270,6 +286,7 @@ impl Docker {
         definition: &Service,
         service: &InferenceService,
         options: StartOptions,
+        report: &mut (dyn FnMut(&str) + Send),
     ) -> Result<RunningService, OrchestratorError> {
         let name = &service.name;
         // Another inference container of the project running on the daemon
@@ -308,9 +325,7 @@ impl Docker {
             }
         }
 
-        let image = self
-            .ensure_image(name, &definition.image, options.pull)
-            .await?;
+        let image = self.ensure_image(definition, options, report).await?;
 
         // An old, stopped container of the same name is replaced, as `up` does.
         match self

@@ -33,6 +33,7 @@
 // hot path, and boxing every bollard error would only add noise.
 #![allow(clippy::result_large_err)]
 
+mod build;
 pub mod compose;
 mod create_body;
 mod daemon;
