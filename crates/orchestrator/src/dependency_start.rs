@@ -23,7 +23,7 @@ use bollard::query_parameters::InspectContainerOptions;
 
 use crate::OrchestratorError;
 use crate::cleanup::{Cleanup, Stoppable};
-use crate::compose::{ComposeProject, Dependency, DependencyCondition, Service};
+use crate::compose::{ComposeProject, Dependency, DependencyCondition};
 use crate::container::Existing;
 use crate::docker::{Docker, StartOptions, service_redactor};
 use crate::running::log_tail;
@@ -97,6 +97,7 @@ impl Docker {
         project: &ComposeProject,
         engine: &str,
         options: StartOptions,
+        report: &mut (dyn FnMut(&str) + Send),
     ) -> Result<StartedDependencies, OrchestratorError> {
         let mut started = StartedDependencies {
             current: Arc::clone(&self.current),
@@ -106,18 +107,8 @@ impl Docker {
             armed: true,
         };
         for dependency in project.dependencies(engine) {
-            let Some(definition) = project.service(&dependency.service) else {
-                continue;
-            };
             let result = self
-                .start_one_dependency(
-                    project,
-                    engine,
-                    definition,
-                    &dependency,
-                    options,
-                    &mut started,
-                )
+                .start_one_dependency(project, engine, &dependency, options, &mut started, report)
                 .await;
             match result {
                 Ok(()) => {}
@@ -134,20 +125,26 @@ impl Docker {
         &self,
         project: &ComposeProject,
         engine: &str,
-        definition: &Service,
         dependency: &Dependency,
         options: StartOptions,
         started: &mut StartedDependencies,
+        report: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), OrchestratorError> {
         let name = &dependency.service;
+        // `dependencies` names only services of the project.
+        let Some(definition) = project.service(name) else {
+            return Ok(());
+        };
         tracing::info!(service = %engine, dependency = %name, condition = dependency.condition.id(), "starting a dependency");
+        report(&format!(
+            "starting dependency {name} (until {})",
+            dependency.condition.id()
+        ));
         let id = match self.replace_stopped(name, definition).await? {
             // Already up (`docker compose up -d db`): used, left running.
             Existing::Running(id) => id,
             Existing::Replaced => {
-                let image = self
-                    .ensure_image(name, &definition.image, options.pull)
-                    .await?;
+                let image = self.ensure_image(definition, options, report).await?;
                 let networks = self.ensure_networks(project, definition).await?;
                 started.networks.extend(networks);
                 self.ensure_volumes(project, definition).await?;

@@ -69,6 +69,9 @@ pub struct StartOptions {
     /// How long a dependency (`depends_on`) may take to reach its condition
     /// (30 minutes when unset: a one-shot downloader fetches the model).
     pub dependency_timeout: Option<Duration>,
+    /// Build the images of services with `build:` even when present
+    /// locally (`--build`); without it they are built only when missing.
+    pub build: bool,
 }
 
 /// Where a result came from, for the report.
@@ -188,6 +191,19 @@ impl Docker {
         service: &InferenceService,
         options: StartOptions,
     ) -> Result<RunningService, OrchestratorError> {
+        self.start_reporting(project, service, options, |_| {})
+            .await
+    }
+
+    /// [`Docker::start`], with each line of an image build's output or
+    /// pull's progress (build-argument values redacted) given to `report`.
+    pub async fn start_reporting(
+        &self,
+        project: &ComposeProject,
+        service: &InferenceService,
+        options: StartOptions,
+        mut report: impl FnMut(&str) + Send,
+    ) -> Result<RunningService, OrchestratorError> {
         let definition =
             project
                 .service(&service.name)
@@ -219,7 +235,7 @@ impl Docker {
             armed: true,
         };
         let running = self
-            .start_in_slot(project, definition, service, options)
+            .start_in_slot(project, definition, service, options, &mut report)
             .await?;
         slot.disarm();
         Ok(running)
@@ -259,6 +275,7 @@ impl Docker {
         definition: &Service,
         service: &InferenceService,
         options: StartOptions,
+        report: &mut (dyn FnMut(&str) + Send),
     ) -> Result<RunningService, OrchestratorError> {
         let name = &service.name;
         // Another inference container of the project running on the daemon
@@ -298,13 +315,13 @@ impl Docker {
             }
         }
 
-        let image = self
-            .ensure_image(name, &definition.image, options.pull)
-            .await?;
+        let image = self.ensure_image(definition, options, report).await?;
 
         // What it depends on first, as `docker compose up NAME` does; owned
         // by the guard until the running service owns them.
-        let dependencies = self.start_dependencies(project, name, options).await?;
+        let dependencies = self
+            .start_dependencies(project, name, options, report)
+            .await?;
 
         if let Existing::Running(_) = self.replace_stopped(name, definition).await? {
             return Err(OrchestratorError::ContainerExists {

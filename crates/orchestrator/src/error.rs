@@ -93,6 +93,26 @@ pub enum OrchestratorError {
         source: bollard::errors::Error,
     },
 
+    /// Reading the build context of a service's `build:`.
+    #[error("service {service}: cannot read the build context {}: {source}", .context.display())]
+    BuildContext {
+        service: String,
+        context: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Building the image of a service's `build:`: the daemon's error and
+    /// the build's last output lines (build-argument values redacted).
+    #[error("service {service}: cannot build image {image} from {}: {reason}{}", .context.display(), output_tail_text(.output_tail))]
+    BuildImage {
+        service: String,
+        image: String,
+        context: PathBuf,
+        reason: String,
+        output_tail: Vec<String>,
+    },
+
     /// Creating the project's network.
     #[error("service {service}: cannot create network {network}: {source}")]
     CreateNetwork {
@@ -261,6 +281,18 @@ fn exit_code_text(exit_code: &Option<i64>) -> String {
     match exit_code {
         Some(code) => format!(" (last exit code {code})"),
         None => String::new(),
+    }
+}
+
+fn output_tail_text(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; last {} line(s) of the build:\n{}",
+            lines.len(),
+            lines.join("\n")
+        )
     }
 }
 

@@ -33,6 +33,7 @@
 // hot path, and boxing every bollard error would only add noise.
 #![allow(clippy::result_large_err)]
 
+mod build;
 mod cleanup;
 pub mod compose;
 mod container;
@@ -52,8 +53,8 @@ mod running;
 mod sweep;
 
 pub use compose::{
-    AssignedPort, Checked, ComposeProject, Dependency, DependencyCondition, Diagnostic, Flavor,
-    InferenceService, LoadOptions, SecretFile, SecretValue, Selection, Service, Severity,
+    AssignedPort, BuildSpec, Checked, ComposeProject, Dependency, DependencyCondition, Diagnostic,
+    Flavor, InferenceService, LoadOptions, SecretFile, SecretValue, Selection, Service, Severity,
     parse_duration,
 };
 pub use daemon::canonical_host;

@@ -1,6 +1,7 @@
 //! What a service needs on the daemon before its container is created:
-//! its image (pulled only when asked), and its networks and volumes,
-//! created as compose names and labels them.
+//! its image (built from `build:` when missing or asked, pulled only when
+//! asked), and its networks and volumes, created as compose names and
+//! labels them.
 
 use std::collections::HashMap;
 
@@ -13,29 +14,60 @@ use crate::compose::{ComposeProject, MountSpec, Service};
 use crate::docker::*;
 
 impl Docker {
+    /// The service's image: built from its `build:` when missing locally (or
+    /// always with `options.build`), else pulled when missing and
+    /// `options.pull`. Build output and pull progress go to `report`.
     pub(crate) async fn ensure_image(
         &self,
-        service: &str,
-        image: &str,
-        pull: bool,
+        definition: &Service,
+        options: StartOptions,
+        report: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ImageFacts, OrchestratorError> {
+        let service = definition.name.as_str();
+        let image = definition.image.as_str();
+        let inspect_error = |source| OrchestratorError::InspectImage {
+            service: service.to_owned(),
+            image: image.to_owned(),
+            source,
+        };
+        if let (Some(build), true) = (&definition.build, options.build) {
+            self.build_image(definition, build, report).await?;
+            let inspect = self
+                .client
+                .inspect_image(image)
+                .await
+                .map_err(inspect_error)?;
+            return Ok(ImageFacts::from(inspect));
+        }
         match self.client.inspect_image(image).await {
             Ok(inspect) => return Ok(ImageFacts::from(inspect)),
             Err(err) if is_not_found(&err) => {}
-            Err(source) => {
-                return Err(OrchestratorError::InspectImage {
-                    service: service.to_owned(),
-                    image: image.to_owned(),
-                    source,
-                });
-            }
+            Err(source) => return Err(inspect_error(source)),
         }
-        if !pull {
+        if let Some(build) = &definition.build {
+            self.build_image(definition, build, report).await?;
+        } else if options.pull {
+            self.pull_image(service, image, report).await?;
+        } else {
             return Err(OrchestratorError::ImageMissing {
                 service: service.to_owned(),
                 image: image.to_owned(),
             });
         }
+        let inspect = self
+            .client
+            .inspect_image(image)
+            .await
+            .map_err(inspect_error)?;
+        Ok(ImageFacts::from(inspect))
+    }
+
+    async fn pull_image(
+        &self,
+        service: &str,
+        image: &str,
+        report: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), OrchestratorError> {
         // Without a tag, the API pulls every tag of the repository.
         let (from_image, tag) = split_image_tag(image);
         let create = CreateImageOptionsBuilder::new()
@@ -44,20 +76,17 @@ impl Docker {
             .build();
         let mut progress = self.client.create_image(Some(create), None, None);
         while let Some(step) = progress.next().await {
-            step.map_err(|source| OrchestratorError::PullImage {
+            let info = step.map_err(|source| OrchestratorError::PullImage {
                 service: service.to_owned(),
                 image: image.to_owned(),
                 source,
             })?;
-        }
-        let inspect = self.client.inspect_image(image).await.map_err(|source| {
-            OrchestratorError::InspectImage {
-                service: service.to_owned(),
-                image: image.to_owned(),
-                source,
+            if let Some(status) = info.status {
+                let layer = info.id.map(|id| format!("{id}: ")).unwrap_or_default();
+                report(&format!("pulling {image}: {layer}{status}"));
             }
-        })?;
-        Ok(ImageFacts::from(inspect))
+        }
+        Ok(())
     }
 
     /// Creates the service's project networks that are missing; returns the

@@ -207,7 +207,9 @@ services:
     container_name: shared
     ports: ['8001:8000']
   built:
-    build: .
+    build:
+      context: .
+      dockerfil: Dockerfile.engine
 ",
     );
     let text = rendered(&checked);
@@ -231,7 +233,7 @@ services:
             "{f}:25: service nogpu: container name `shared` is also the name of service latest's container"
         ),
         format!(
-            "{f}:28: service built: `build:` is not supported by spark-perf and there is no `image:`\n  hint: build the image first"
+            "{f}:30: service built: unknown build key `dockerfil`\n  hint: did you mean `dockerfile`?"
         ),
     ] {
         assert!(
@@ -1066,4 +1068,134 @@ fn include_brings_in_another_files_services_and_rejects_a_clash() {
         )),
         "{text}"
     );
+}
+
+#[test]
+fn build_short_and_long_form_relative_context_and_the_default_tag() {
+    let scratch = Scratch::new("build");
+    std::fs::create_dir_all(scratch.0.join("engine")).unwrap();
+    let file = scratch.write(
+        "compose.yml",
+        "\
+name: bench
+services:
+  short:
+    build: ./engine
+    x-spark-perf: {inference: false}
+  long:
+    image: registry.example/engine:1.2
+    build:
+      context: engine
+      dockerfile: docker/Dockerfile.gpu
+      target: runtime
+      args:
+        VERSION: ${ENGINE_VERSION:-0.11}
+        TOKEN_FROM_SHELL:
+        UNSET_ARG:
+      labels: [org.example.stage=bench]
+    x-spark-perf: {inference: false}
+  listed:
+    build:
+      args: [A=1, B]
+    x-spark-perf: {inference: false}
+",
+    );
+    let project = ComposeProject::load(&options(
+        vec![file],
+        env(&[("TOKEN_FROM_SHELL", "tok-secret-1"), ("B", "from-env")]),
+    ))
+    .unwrap();
+    assert!(project.warnings().is_empty(), "{:?}", project.warnings());
+    let dir = std::path::absolute(&scratch.0).unwrap();
+
+    // Without `image:`, compose v2's name: project, `-`, service (no tag,
+    // so the daemon tags it `latest`).
+    let short = project.service("short").unwrap();
+    assert_eq!(short.image(), "bench-short");
+    let build = short.build().unwrap();
+    assert_eq!(build.context(), dir.join("engine"));
+    assert_eq!(build.dockerfile(), "Dockerfile");
+    assert_eq!(build.target(), None);
+    assert!(build.arg_names().is_empty());
+
+    // With `image:`, the build is tagged with it.
+    let long = project.service("long").unwrap();
+    assert_eq!(long.image(), "registry.example/engine:1.2");
+    let build = long.build().unwrap();
+    assert_eq!(build.context(), dir.join("engine"));
+    assert_eq!(build.dockerfile(), "docker/Dockerfile.gpu");
+    assert_eq!(build.target(), Some("runtime"));
+    // A name without a value takes it from the environment, and is left out
+    // when it has none.
+    assert_eq!(build.arg_names(), ["TOKEN_FROM_SHELL", "VERSION"]);
+    assert_eq!(
+        build.labels().get("org.example.stage").map(String::as_str),
+        Some("bench")
+    );
+    // A value never shows in the model's Debug.
+    assert!(!format!("{build:?}").contains("tok-secret-1"), "{build:?}");
+
+    // The long form without `context` builds the project directory.
+    let listed = project.service("listed").unwrap();
+    assert_eq!(listed.build().unwrap().context(), dir);
+    assert_eq!(listed.build().unwrap().arg_names(), ["A", "B"]);
+
+    // `build` counts in the config hash.
+    let changed = scratch.write(
+        "changed.yml",
+        "name: bench\nservices:\n  short:\n    build: ./other\n    x-spark-perf: {inference: false}\n",
+    );
+    let same = scratch.write(
+        "same.yml",
+        "name: bench\nservices:\n  short:\n    build: ./engine\n    x-spark-perf: {inference: false}\n",
+    );
+    let hash = |file: PathBuf| {
+        ComposeProject::load(&options(vec![file], BTreeMap::new()))
+            .unwrap()
+            .service("short")
+            .unwrap()
+            .config_hash()
+            .to_owned()
+    };
+    assert_eq!(hash(same.clone()), short.config_hash());
+    assert_ne!(hash(changed), hash(same));
+}
+
+#[test]
+fn build_keys_spark_perf_does_not_apply_are_diagnosed() {
+    let (_scratch, file, checked) = check_text(
+        "build-keys",
+        "\
+services:
+  engine:
+    build:
+      context: .
+      targte: runtime
+      ssh: [default]
+      cache_from: [engine:cache]
+      args: 3
+    x-spark-perf: {inference: false}
+  remote:
+    build: https://github.com/example/engine.git#main
+    x-spark-perf: {inference: false}
+",
+    );
+    let text = rendered(&checked);
+    let f = file.display();
+    for expected in [
+        format!(
+            "{f}:5: service engine: unknown build key `targte`\n  hint: did you mean `target`?"
+        ),
+        format!("{f}:6: service engine: `build.ssh` is not supported by spark-perf"),
+        format!("{f}:7: service engine: warning: `build.cache_from` is ignored by spark-perf"),
+        format!("{f}:8: service engine: `args` must be a mapping or a list of KEY=VALUE"),
+        format!(
+            "{f}:11: service remote: a remote build context (`https://github.com/example/engine.git#main`) is not supported by spark-perf"
+        ),
+    ] {
+        assert!(
+            text.contains(&expected),
+            "missing:\n{expected}\nin:\n{text}"
+        );
+    }
 }

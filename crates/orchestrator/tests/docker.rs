@@ -1,7 +1,8 @@
 //! The lifecycle on the real Docker daemon with the spark-sim image:
 //! healthy start with compose's names and labels (checked with the docker and
 //! compose CLIs), a crash while loading, a crash loop, a never-ready engine,
-//! a missing image, the one-container invariant, and a real interrupted run.
+//! a missing image, an image built from `build:`, the one-container
+//! invariant, and a real interrupted run.
 //!
 //! Each test uses its own project name (`spt-<test>-<pid>`) and free host
 //! ports, and a guard removes whatever the project left, even on failure.
@@ -465,6 +466,181 @@ async fn a_missing_image_is_a_clear_error() {
     // The failed start holds no slot and left nothing behind.
     assert_eq!(docker.running_service(), None);
     assert!(guard.containers().is_empty());
+}
+
+/// Removes, when dropped, every image carrying the label `KEY=VALUE`: a
+/// test's builds, with the intermediate images of a failed one, which no
+/// tag holds. Children go before parents, so a few passes.
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let filter = format!("label={}", self.0);
+        for _ in 0..5 {
+            let ids = docker_cli(&["images", "-a", "-q", "--filter", &filter]);
+            if ids.is_empty() {
+                break;
+            }
+            for id in ids.lines() {
+                docker_cli(&["rmi", "-f", id]);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_with_build_is_built_tagged_and_started_and_a_failed_build_says_why() {
+    if !docker_ready("a_service_with_build_is_built") {
+        return;
+    }
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("spt-build-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("engine/models")).unwrap();
+    // `target: engine` stops before the stage that cannot build (the image
+    // has no shell); without a target, that stage fails the build.
+    std::fs::write(
+        dir.join("engine/Dockerfile.sim"),
+        format!(
+            "FROM {} AS base\nLABEL spark-perf.test.run={pid}\nARG SIM_LABEL=unset\nLABEL spark-perf.test.arg=$SIM_LABEL\n\nFROM base AS engine\nLABEL spark-perf.test.stage=engine\n\nFROM base AS debug\nRUN [\"/bin/false\"]\n",
+            spark_testkit::SIM_IMAGE
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("engine/.dockerignore"), "models\n").unwrap();
+    std::fs::write(dir.join("engine/models/weights.bin"), "not sent").unwrap();
+    let (port, broken_port) = (free_port(), free_port());
+    let file = dir.join("compose.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "services:
+  engine:
+    build:
+      context: ./engine
+      dockerfile: Dockerfile.sim
+      target: engine
+      args:
+        SIM_LABEL: ${{SIM_LABEL}}
+        API_TOKEN: tok-build-secret-{pid}
+    command: [--host=0.0.0.0, --port=8000, --load-time=1s, --served-model-name=built]
+    ports: [\"{port}:8000\"]
+    x-spark-perf: {{inference: true, flavor: vllm}}
+  broken:
+    build:
+      context: ./engine
+      dockerfile: Dockerfile.sim
+      args:
+        API_TOKEN: tok-build-secret-{pid}
+    command: [--host=0.0.0.0, --port=8000]
+    ports: [\"{broken_port}:8000\"]
+    x-spark-perf: {{inference: true, flavor: vllm}}
+"
+        ),
+    )
+    .unwrap();
+    let name = format!("spt-build-{pid}");
+    let tag = format!("{name}-engine");
+    let broken_tag = format!("{name}-broken");
+    let images = ImageGuard(format!("spark-perf.test.run={pid}"));
+    let guard = ProjectGuard(name.clone());
+    let mut options = LoadOptions::with_process_env(vec![file]);
+    options.project_name = Some(name);
+    let label = format!("from-the-build-arg-{pid}");
+    options
+        .environment
+        .insert("SIM_LABEL".into(), label.clone());
+    let project = ComposeProject::load(&options).unwrap();
+
+    let docker = Docker::connect().await.unwrap();
+    let target = service(&project, "engine");
+    let mut lines = Vec::new();
+    let running = docker
+        .start_reporting(&project, &target, StartOptions::default(), |line| {
+            lines.push(line.to_owned());
+        })
+        .await
+        .unwrap();
+    let output = lines.join("\n");
+    assert!(output.contains("Step 1/"), "{output}");
+    assert!(
+        !output.contains(&format!("tok-build-secret-{pid}")),
+        "{output}"
+    );
+    // Tagged as compose v2 tags it, with the label from the build argument
+    // and the stage's own.
+    let labels = docker_cli(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        &format!("{tag}:latest"),
+    ]);
+    let labels = serde_json_lite(&labels);
+    assert_eq!(
+        labels.get("spark-perf.test.arg").map(String::as_str),
+        Some(label.as_str()),
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels.get("spark-perf.test.stage").map(String::as_str),
+        Some("engine"),
+        "{labels:?}"
+    );
+    running
+        .wait_healthy(&fast_health(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(running.provenance().image, tag);
+    running.stop().await.unwrap();
+    assert!(guard.containers().is_empty(), "container left behind");
+
+    // A failed build names the service, the context and its last lines,
+    // and leaves no container.
+    let err = docker
+        .start(
+            &project,
+            &service(&project, "broken"),
+            StartOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    match &err {
+        OrchestratorError::BuildImage {
+            service,
+            context,
+            output_tail,
+            ..
+        } => {
+            assert_eq!(service, "broken");
+            assert_eq!(context, &std::path::absolute(dir.join("engine")).unwrap());
+            assert!(
+                output_tail
+                    .iter()
+                    .any(|l| l.contains("RUN [\"/bin/false\"]")),
+                "{text}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(!text.contains(&format!("tok-build-secret-{pid}")), "{text}");
+    assert_eq!(docker.running_service(), None);
+    assert!(guard.containers().is_empty(), "container left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(images);
+    assert_eq!(
+        docker_cli(&[
+            "images",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=spark-perf.test.run={pid}")
+        ]),
+        "",
+        "images left behind"
+    );
+    assert_eq!(docker_cli(&["images", "-q", &broken_tag]), "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

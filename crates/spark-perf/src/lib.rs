@@ -138,10 +138,12 @@ pub(crate) fn run_exit_code(all_engines_ok: bool, comparison: Option<u8>) -> u8 
 
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // bollard's own debug lines carry request queries and response bodies
+    // (a build's arguments, a container's environment): never by default.
     let default = match verbose {
         0 => "warn,spark_perf=info",
-        1 => "debug",
-        _ => "trace",
+        1 => "debug,bollard=info",
+        _ => "trace,bollard=info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Logs go to stderr: stdout carries results only.

@@ -223,3 +223,33 @@ fn included_engines_are_planned_with_the_projects_own() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_engine_with_build_is_planned_with_the_image_it_will_build() {
+    let (code, stderr) = dry_run("build.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let context = fixture("build-engine");
+    let line = plan_line(&stderr, "engine");
+    assert!(line.contains("(build-fixture-engine)"), "{line}");
+    assert!(
+        stderr.contains(&format!(
+            "    image: built from {} (Dockerfile, target engine) as build-fixture-engine when not present locally (--build: always)",
+            context.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "    image: built from {} (Dockerfile) as spark-sim:built-fixture when not present locally",
+            context.display()
+        )),
+        "{stderr}"
+    );
+    let (code, stderr) = dry_run("build.yml", &["--build", "--only", "tagged"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("as spark-sim:built-fixture (--build)"),
+        "{stderr}"
+    );
+}

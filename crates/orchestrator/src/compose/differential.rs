@@ -1,6 +1,7 @@
 //! A differential check against the compose CLI: for every file in
 //! `compose/` and in the CLI's fixtures, what spark-perf derives (services,
-//! images, commands, environment names, ports, mount targets) agrees with
+//! images, commands, environment names, ports, mount targets, the build's
+//! context, Dockerfile, target and argument names) agrees with
 //! `docker-compose config` (v1, 1.29 on these machines). Skipped, with the
 //! reason printed, when no `docker-compose` is installed.
 //!
@@ -48,7 +49,7 @@ const V1_REJECTS: &[(&str, &str)] = &[
 
 /// Files compared with their top-level `name:` line left out of the copy
 /// v1 reads (v1 predates the key; no compared field depends on it).
-const V1_WITHOUT_NAME: &[&str] = &["rocm.yml", "ephemeral-port.yml", "links.yml"];
+const V1_WITHOUT_NAME: &[&str] = &["rocm.yml", "ephemeral-port.yml", "links.yml", "build.yml"];
 
 fn files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -69,14 +70,18 @@ fn files() -> Vec<PathBuf> {
 }
 
 /// One service as compared: (image, command words, environment names,
-/// (published, target) ports, mount targets).
+/// (published, target) ports, mount targets, build).
 type Derived = (
     String,
     Option<Vec<String>>,
     Vec<String>,
     Vec<(Option<u16>, u16)>,
     Vec<String>,
+    Option<Build>,
 );
+
+/// A build as compared: (context, Dockerfile, target, argument names).
+type Build = (PathBuf, String, Option<String>, Vec<String>);
 
 fn ours(project: &ComposeProject, name: &str) -> Derived {
     let s = project.service(name).expect("service");
@@ -94,12 +99,30 @@ fn ours(project: &ComposeProject, name: &str) -> Derived {
         })
         .collect();
     mounts.sort();
+    let build = s.build.as_ref().map(|b| {
+        (
+            b.context.clone(),
+            b.dockerfile.clone(),
+            b.target.clone(),
+            b.arg_names(),
+        )
+    });
+    // v1 names a build without `image:` `<project>_<service>` and does not
+    // write it in `config`; compose v2's `<project>-<service>` is checked
+    // by the model's tests.
+    let default_tag = format!("{}-{}", project.name(), s.name);
+    let image = if s.build.is_some() && s.image == default_tag {
+        String::new()
+    } else {
+        s.image.clone()
+    };
     (
-        s.image.clone(),
+        image,
         s.command.clone(),
         s.environment_names(),
         ports,
         mounts,
+        build,
     )
 }
 
@@ -165,12 +188,27 @@ fn theirs(service: &Value) -> Derived {
             .unwrap_or_default(),
     );
     mounts.sort();
+    let build = service.get("build").map(|b| {
+        let get = |k: &str| b.get(k).and_then(scalar_text);
+        let mut args: Vec<String> = match b.get("args") {
+            Some(Value::Mapping(m)) => m.keys().filter_map(scalar_text).collect(),
+            _ => Vec::new(),
+        };
+        args.sort();
+        (
+            PathBuf::from(get("context").unwrap_or_default()),
+            get("dockerfile").unwrap_or_else(|| "Dockerfile".to_owned()),
+            get("target"),
+            args,
+        )
+    });
     (
         text("image").unwrap_or_default(),
         command,
         environment,
         ports,
         mounts,
+        build,
     )
 }
 
@@ -188,7 +226,9 @@ fn what_spark_perf_derives_agrees_with_docker_compose_config() {
     for file in files() {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let dir = file.parent().unwrap();
-        let scratch = std::env::temp_dir().join(format!("spt-v1-{}-{name}", std::process::id()));
+        // Beside the file, so that relative paths (a build context) resolve
+        // as they do for the original; not `.yml`, so no listing picks it up.
+        let scratch = dir.join(format!(".{name}.spt-v1-{}", std::process::id()));
         let v1_file = if V1_WITHOUT_NAME.contains(&name.as_str()) {
             let text = std::fs::read_to_string(&file).unwrap();
             let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with("name:")).collect();
@@ -246,7 +286,7 @@ fn what_spark_perf_derives_agrees_with_docker_compose_config() {
             assert_eq!(
                 ours(&project, &service_name),
                 theirs(service),
-                "{name}: service {service_name}: (image, command, environment names, ports, mount targets)"
+                "{name}: service {service_name}: (image, command, environment names, ports, mount targets, build)"
             );
         }
         compared += 1;

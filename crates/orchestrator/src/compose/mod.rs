@@ -42,7 +42,7 @@ pub(crate) use project::{NetworkSpec, VolumeSpec};
 pub use secrets::SecretValue;
 pub use selection::Selection;
 pub(crate) use service::MountSpec;
-pub use service::{Dependency, DependencyCondition, SecretFile, Service};
+pub use service::{BuildSpec, Dependency, DependencyCondition, SecretFile, Service};
 pub(crate) use tree::canonical_json;
 pub use units::parse_duration;
 

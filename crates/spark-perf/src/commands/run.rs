@@ -96,6 +96,10 @@ pub struct RunOpts {
     /// Pull images that are not present locally.
     #[arg(long)]
     pub pull: bool,
+    /// Build the images of services with `build:` even when present
+    /// locally (without it, they are built only when missing).
+    #[arg(long)]
+    pub build: bool,
     /// Leave the containers that were in an engine's way (another inference
     /// container of the project, a container holding a needed host port)
     /// stopped at the end, instead of starting them again.
@@ -152,7 +156,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         opts.iterations,
     )?;
     let api_key = super::api_key(opts.api_key_env.as_deref())?;
-    print_plan(&project, &selection, &scenarios);
+    print_plan(&project, &selection, &scenarios, opts.build);
     if opts.dry_run {
         return Ok(EXIT_OK);
     }
@@ -186,6 +190,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         // A one-shot downloader the engine depends on may take as long as
         // a first start of an engine that downloads its own weights.
         dependency_timeout: Some(opts.health_timeout),
+        build: opts.build,
     };
     let benchmarked: anyhow::Result<()> = async {
         for service in &services {
@@ -329,7 +334,12 @@ pub(crate) fn scenarios(
     Ok(chosen)
 }
 
-fn print_plan(project: &ComposeProject, selection: &[Selection], scenarios: &[Scenario]) {
+fn print_plan(
+    project: &ComposeProject,
+    selection: &[Selection],
+    scenarios: &[Scenario],
+    always_build: bool,
+) {
     eprintln!("plan for project {}:", project.name());
     let mut n_engines = 0u64;
     for Selection {
@@ -366,6 +376,23 @@ fn print_plan(project: &ComposeProject, selection: &[Selection], scenarios: &[Sc
             service.image
         );
         eprintln!("    selected: {reason}");
+        if let Some(build) = project.service(&service.name).and_then(|s| s.build()) {
+            let target = build
+                .target()
+                .map(|t| format!(", target {t}"))
+                .unwrap_or_default();
+            eprintln!(
+                "    image: built from {} ({}{target}) as {}{}",
+                build.context().display(),
+                build.dockerfile(),
+                service.image,
+                if always_build {
+                    " (--build)"
+                } else {
+                    " when not present locally (--build: always)"
+                }
+            );
+        }
     }
     for Selection {
         service, reason, ..
@@ -448,16 +475,24 @@ async fn one_service(
             return engine;
         }
     }
+    // A build or a pull can take minutes: its output beside a spinner.
+    let preparing = flow::spinner(progress, format!("{}: starting", service.name));
+    let preparing_message = format!("{}: starting", service.name);
     let started = tokio::select! {
-        started = docker.start(project, service, start) => started,
+        started = docker.start_reporting(project, service, start, |line| {
+            let line: String = line.chars().take(80).collect();
+            preparing.set_message(format!("{preparing_message}: {line}"));
+        }) => started,
         () = cancel.cancelled() => {
             // A container created while the start was cut short has no
             // owner yet: remove it here.
             docker.remove_unstarted(project, service).await;
+            preparing.finish_and_clear();
             engine.outcome = EngineOutcome::Interrupted;
             return engine;
         }
     };
+    preparing.finish_and_clear();
     let running = match started {
         Ok(running) => running,
         Err(err) => {

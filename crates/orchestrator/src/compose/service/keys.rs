@@ -226,6 +226,55 @@ impl Problems<'_> {
     }
 }
 
+impl Problems<'_> {
+    /// Reports the keys of a nested section (`build:`) as [`check_keys`]
+    /// does those of a service: `ignored` ones with a warning,
+    /// `unsupported` ones as errors, unknown ones as errors with a
+    /// suggestion among all three lists.
+    pub(crate) fn unknown_keys_except(
+        &mut self,
+        mapping: &Mapping,
+        known: &[&str],
+        ignored: &[&str],
+        unsupported: &[&str],
+        at: &[Seg],
+    ) {
+        let section = at
+            .last()
+            .map(|seg| match seg {
+                Seg::Key(key) => key.clone(),
+                Seg::Index(idx) => idx.to_string(),
+            })
+            .unwrap_or_default();
+        for key in mapping.keys() {
+            let key = scalar_text(key).unwrap_or_default();
+            if known.contains(&key.as_str()) || key.starts_with("x-") {
+                continue;
+            }
+            let mut rest = at.to_vec();
+            rest.push(Seg::Key(key.clone()));
+            if ignored.contains(&key.as_str()) {
+                self.warning(rest, format!("`{section}.{key}` is ignored by spark-perf"));
+            } else if unsupported.contains(&key.as_str()) {
+                self.error(
+                    rest,
+                    format!("`{section}.{key}` is not supported by spark-perf"),
+                )
+                .set_hint(
+                    "remove it, or build the image with `docker compose build` and name it with `image:`",
+                );
+            } else {
+                let all = known.iter().chain(ignored).chain(unsupported).copied();
+                let suggestion = closest(&key, all);
+                let problem = self.error(rest, format!("unknown {section} key `{key}`"));
+                if let Some(s) = suggestion {
+                    problem.set_hint(format!("did you mean `{s}`?"));
+                }
+            }
+        }
+    }
+}
+
 impl Problem {
     pub(crate) fn set_hint(&mut self, hint: impl Into<String>) {
         self.hint = Some(hint.into());

@@ -4,10 +4,11 @@
 //!
 //! One module per section of the compose specification: [`keys`] (which keys
 //! are applied, ignored or refused, and the shared value shapes),
-//! [`environment`], [`ports`], [`volumes`], [`networks`], [`resources`]
+//! [`build`], [`environment`], [`ports`], [`volumes`], [`networks`], [`resources`]
 //! (memory, CPUs, ulimits, deploy, GPUs, devices), [`healthcheck`], and
 //! [`rest`] (image, container name, labels, switches, the other scalars).
 
+mod build;
 mod depends_on;
 mod environment;
 mod healthcheck;
@@ -29,6 +30,7 @@ use serde_yaml::{Mapping, Value};
 use super::discover::{self, InferenceService};
 use super::interpolate::Vars;
 use super::{NetworkSpec, Problem, VolumeSpec, canonical_json, scalar_text};
+pub use build::BuildSpec;
 pub use depends_on::{Dependency, DependencyCondition};
 pub(crate) use healthcheck::Healthcheck;
 pub(crate) use host::HostSettings;
@@ -55,7 +57,12 @@ pub(crate) struct Context<'a> {
 #[derive(Debug, Clone)]
 pub struct Service {
     pub(crate) name: String,
+    /// `image:`; with `build:`, the tag of the build (`<project>-<service>`
+    /// without `image:`).
     pub(crate) image: String,
+    /// `build:`: built when the image is missing locally, or always with
+    /// `--build` (the Docker side).
+    pub(crate) build: Option<BuildSpec>,
     pub(crate) container_name: String,
     pub(crate) enabled: bool,
     pub(crate) profiles: Vec<String>,
@@ -129,9 +136,15 @@ impl Service {
         &self.name
     }
 
-    /// The image reference (`image:`).
+    /// The image reference (`image:`), or, for a service with `build:` and
+    /// no `image:`, the tag compose v2 gives its build (`<project>-<service>`).
     pub fn image(&self) -> &str {
         &self.image
+    }
+
+    /// `build:`, when the service has one.
+    pub fn build(&self) -> Option<&BuildSpec> {
+        self.build.as_ref()
     }
 
     /// `container_name:`, else `<project>-<service>-1` as compose v2 names it.
@@ -227,7 +240,8 @@ impl Service {
         let text = |key: &str| get(key).and_then(scalar_text);
 
         keys::check_keys(name, def, p);
-        let image = rest::parse_image(def, p);
+        let image = rest::parse_image(name, def, ctx, p);
+        let build = build::parse_build(get("build"), ctx, p);
         let container_name = rest::parse_container_name(name, def, ctx, p);
 
         let profiles = get("profiles").map(string_list).unwrap_or_default();
@@ -286,6 +300,7 @@ impl Service {
         let mut service = Service {
             name: name.to_owned(),
             image,
+            build,
             container_name,
             enabled,
             profiles,

@@ -1,4 +1,4 @@
-//! The rest of a service's keys: `image`/`build`, `container_name`,
+//! The rest of a service's keys: `image`, `container_name`,
 //! `restart`, `labels`, `stop_grace_period`, the boolean switches,
 //! `sysctls` and `extra_hosts`.
 
@@ -13,37 +13,30 @@ use super::super::units::parse_duration;
 use super::Context;
 use super::keys::{Problems, as_bool, key_value_map, string_list};
 
-/// `image:`, with the warnings for `build:` and a floating tag.
-pub(super) fn parse_image(def: &Mapping, p: &mut Problems<'_>) -> String {
-    let get = |key: &str| def.get(key);
-    let text = |key: &str| get(key).and_then(scalar_text);
-    let image = text("image").unwrap_or_default();
+/// `image:`, with the warning for a floating tag. With `build:`, `image:` is
+/// the tag of the build, and without it the build is tagged
+/// `<project>-<service>` as compose v2 tags it.
+pub(super) fn parse_image(
+    name: &str,
+    def: &Mapping,
+    ctx: &Context<'_>,
+    p: &mut Problems<'_>,
+) -> String {
+    let image = def.get("image").and_then(scalar_text).unwrap_or_default();
+    let built = def.get("build").is_some();
     if image.is_empty() {
-        if get("build").is_some() {
-            p.error(
-                ypath!["build"],
-                "`build:` is not supported by spark-perf and there is no `image:`",
-            )
-            .set_hint("build the image first (`docker compose build`) and name it with `image:`");
-        } else {
-            p.error(vec![], "the service has neither `image` nor `build`")
-                .set_hint("add `image: NAME:TAG`");
+        if built {
+            return super::build::default_image_name(ctx.project, name);
         }
-    } else {
-        if get("build").is_some() {
-            p.warning(
-                ypath!["build"],
-                "spark-perf does not build images; it runs `image:` as it is",
-            )
-            .set_hint("build the image first with `docker compose build`");
-        }
-        if crate::image_ref::ImageRef::parse(&image).is_floating() {
-            p.warning(
-                ypath!["image"],
-                format!("image `{image}` uses the `latest` tag"),
-            )
-            .set_hint("pin a version so that results stay comparable between runs");
-        }
+        p.error(vec![], "the service has neither `image` nor `build`")
+            .set_hint("add `image: NAME:TAG`");
+    } else if !built && crate::image_ref::ImageRef::parse(&image).is_floating() {
+        // A built image is what its context says, whatever its tag.
+        p.warning(
+            ypath!["image"],
+            format!("image `{image}` uses the `latest` tag"),
+        )
+        .set_hint("pin a version so that results stay comparable between runs");
     }
     image
 }
