@@ -84,7 +84,7 @@ fn serve_sim() {
     runtime.block_on(async move {
         let mut args = spark_sim::SimArgs::defaults();
         args.host = "127.0.0.1".to_owned();
-        args.port = 0;
+        args.port = Some(0);
         args.profile = if profile == "fp8-moe" {
             spark_sim::ProfileName::Fp8Moe
         } else {

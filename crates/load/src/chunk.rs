@@ -147,12 +147,20 @@ pub(crate) fn error_message(data: &[u8]) -> String {
 /// The class of an error the server explained in `message`: a prompt that
 /// does not fit the context is `context_length` (llama-server: "exceeds the
 /// available context size"; vLLM and OpenAI: "maximum context length",
-/// `context_length_exceeded`), anything else `otherwise`.
+/// `context_length_exceeded`; text-generation-inference's validation:
+/// "`inputs` must have less than N tokens", "`inputs` tokens +
+/// `max_new_tokens` must be <= N"), anything else `otherwise`.
 pub(crate) fn error_class(message: &str, otherwise: FailureClass) -> FailureClass {
     let lower = message.to_ascii_lowercase();
-    let context = ["context size", "context length", "context_length"]
-        .iter()
-        .any(|needle| lower.contains(needle));
+    let context = [
+        "context size",
+        "context length",
+        "context_length",
+        "`inputs` must have less than",
+        "`inputs` tokens + `max_new_tokens`",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle));
     if context {
         FailureClass::ContextLength
     } else {
@@ -371,6 +379,20 @@ mod tests {
         let vllm = "This model's maximum context length is 8192 tokens. However, your request has 9000 input tokens.";
         assert_eq!(
             error_class(vllm, FailureClass::HttpStatus),
+            FailureClass::ContextLength
+        );
+        let tgi = r#"{"error":"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 64. Given: 60 `inputs` tokens and 8 `max_new_tokens`","error_type":"validation"}"#;
+        let message = error_message(tgi.as_bytes());
+        assert!(message.starts_with("Input validation error"), "{message}");
+        assert_eq!(
+            error_class(&message, FailureClass::HttpStatus),
+            FailureClass::ContextLength
+        );
+        assert_eq!(
+            error_class(
+                "Input validation error: `inputs` must have less than 63 tokens. Given: 70",
+                FailureClass::HttpStatus
+            ),
             FailureClass::ContextLength
         );
         assert_eq!(

@@ -301,11 +301,15 @@ impl Engine {
     }
 
     /// The context length: the configured one, else what `/v1/models` said,
-    /// else llama-server's `/props`; a note when it stays unknown.
+    /// else llama-server's `/props`, else text-generation-inference's
+    /// `/info`; a note when it stays unknown.
     async fn resolve_context(&self, reported: Option<u32>, configured: Option<u32>) {
         let reported = match reported {
             Some(n) => Some(n),
-            None => self.props_context().await,
+            None => match self.props_context().await {
+                Some(n) => Some(n),
+                None => self.info_context().await,
+            },
         };
         let (max_model_len, note) = match (configured, reported) {
             (Some(c), Some(r)) if c != r => (

@@ -39,7 +39,7 @@ fn main() {
         runtime.block_on(async move {
             let mut args = spark_sim::SimArgs::defaults();
             args.host = "127.0.0.1".to_owned();
-            args.port = 0;
+            args.port = Some(0);
             args.profile = spark_sim::ProfileName::Zero;
             args.max_model_len = 10_000_000;
             let sim = spark_sim::Sim::bind(args).await.expect("bind");

@@ -25,6 +25,7 @@ use crate::protocol::{
 };
 use crate::server::Shared;
 use crate::stream::{Endpoint, SimBody};
+use crate::tgi;
 use crate::tokenizer;
 use crate::tokenizer::splitmix64;
 use crate::truth::unix_ns;
@@ -136,6 +137,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
             },
         ),
         _ if !ready => loading(&shared),
+        (Method::GET, "/info") if flavor == Flavor::Tgi => tgi::info(&shared),
+        (Method::GET, "/v1/models") if flavor == Flavor::Tgi => tgi::models(&shared),
         (Method::GET, "/v1/models") => models(&shared),
         (Method::POST, "/v1/chat/completions") => generate(shared, req, Endpoint::Chat).await,
         (Method::POST, "/v1/completions") => generate(shared, req, Endpoint::Completion).await,
@@ -144,6 +147,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
             llamacpp::apply_template(req).await
         }
         (Method::GET, "/props") if flavor == Flavor::Llamacpp => llamacpp::props(&shared),
+        (Method::POST, "/tokenize") if flavor == Flavor::Tgi => tgi::tokenize(req).await,
+        // trtllm-serve has no tokenizer endpoints, TGI no /detokenize.
+        (Method::POST, "/detokenize") if flavor == Flavor::Tgi => {
+            detail(StatusCode::NOT_FOUND, "Not Found")
+        }
         // trtllm-serve has no tokenizer endpoints.
         (Method::POST, "/tokenize" | "/detokenize") if flavor == Flavor::Trtllm => {
             detail(StatusCode::NOT_FOUND, "Not Found")
@@ -175,6 +183,7 @@ fn health(shared: &Shared, ready: bool) -> Resp {
             json_response(StatusCode::OK, &Status { status: "ok" })
         }
         (Flavor::Llamacpp, false) => loading(shared),
+        (Flavor::Tgi, false) => tgi::unhealthy(),
         (_, true) => empty(StatusCode::OK),
         (_, false) => empty(StatusCode::SERVICE_UNAVAILABLE),
     }
@@ -289,8 +298,9 @@ pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Re
 }
 
 pub(crate) fn check_model(shared: &Shared, model: Option<&str>) -> Result<(), Reject> {
-    // llama.cpp serves whatever it loaded, whatever the request names.
-    if shared.args.flavor == Flavor::Llamacpp {
+    // llama.cpp serves whatever it loaded, whatever the request names; TGI
+    // ignores the field.
+    if matches!(shared.args.flavor, Flavor::Llamacpp | Flavor::Tgi) {
         return Ok(());
     }
     match model {

@@ -13,11 +13,12 @@ pub struct SimArgs {
     #[arg(long, default_value = "0.0.0.0")]
     pub host: String,
     /// Port to bind; 0 picks a free one (read it from the `listening on` line).
-    #[arg(long, default_value_t = 8000)]
-    pub port: u16,
+    /// Without it: 8000, or 80 for `--flavor tgi` (TGI's image listens on 80).
+    #[arg(long)]
+    pub port: Option<u16>,
     /// The model "path", reported as `root` in /v1/models; also served when no
-    /// --served-model-name is given.
-    #[arg(long, default_value = "spark-sim/sim-1")]
+    /// --served-model-name is given. `--model-id` is TGI's launcher spelling.
+    #[arg(long, alias = "model-id", default_value = "spark-sim/sim-1")]
     pub model: String,
     /// Names the model answers to (repeatable); the first is reported in responses.
     #[arg(long = "served-model-name", num_args = 1..)]
@@ -28,9 +29,14 @@ pub struct SimArgs {
     /// Named timing profile; the individual timing flags override it.
     #[arg(long, value_enum, default_value_t = ProfileName::Fp8Moe)]
     pub profile: ProfileName,
-    /// Context length: prompt + max_tokens must fit.
-    #[arg(long, default_value_t = 8192)]
+    /// Context length: prompt + max_tokens must fit. `--max-total-tokens` is
+    /// TGI's launcher spelling.
+    #[arg(long, alias = "max-total-tokens", default_value_t = 8192)]
     pub max_model_len: u32,
+    /// Longest prompt accepted (TGI's `--max-input-tokens`); without it one
+    /// less than the context, as TGI defaults it.
+    #[arg(long)]
+    pub max_input_tokens: Option<u32>,
     /// Sequences decoded at once; later requests wait in the queue.
     #[arg(long)]
     pub max_num_seqs: Option<u32>,
@@ -139,6 +145,21 @@ impl SimArgs {
         <Wrapper as clap::Parser>::parse_from(["spark-sim"]).args
     }
 
+    /// The port to bind: `--port`, else the flavor's own default.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.flavor {
+            Flavor::Tgi => 80,
+            _ => 8000,
+        })
+    }
+
+    /// The longest prompt accepted: `--max-input-tokens`, else the context
+    /// less one token (room for one generated token).
+    pub fn max_input_tokens(&self) -> u32 {
+        self.max_input_tokens
+            .unwrap_or(self.max_model_len.saturating_sub(1))
+    }
+
     /// Names the model answers to; the first is the one reported.
     pub fn served_names(&self) -> Vec<String> {
         if self.served_model_name.is_empty() {
@@ -206,6 +227,8 @@ pub enum Flavor {
     Sglang,
     /// llama.cpp's `llama-server`.
     Llamacpp,
+    /// Hugging Face text-generation-inference (`text-generation-launcher`).
+    Tgi,
 }
 
 /// Delta field that carries reasoning tokens.
@@ -354,5 +377,33 @@ mod tests {
         let timing = args.timing();
         assert_eq!(timing.decode_base, Duration::from_millis(2));
         assert_eq!(timing.prefill_base, Duration::ZERO);
+    }
+
+    #[test]
+    fn tgi_flags_and_port() {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: SimArgs,
+        }
+        let parse = |words: &[&str]| <Wrapper as clap::Parser>::parse_from(words).args;
+        let tgi = parse(&[
+            "spark-sim",
+            "--flavor",
+            "tgi",
+            "--model-id",
+            "tiny",
+            "--max-total-tokens",
+            "2048",
+        ]);
+        assert_eq!(tgi.port(), 80);
+        assert_eq!(tgi.model, "tiny");
+        assert_eq!(tgi.max_model_len, 2048);
+        assert_eq!(tgi.max_input_tokens(), 2047);
+        assert_eq!(
+            parse(&["spark-sim", "--flavor", "tgi", "--port", "0"]).port(),
+            0
+        );
+        assert_eq!(parse(&["spark-sim"]).port(), 8000);
     }
 }

@@ -88,6 +88,9 @@ fn context_error(
     stream: bool,
 ) -> Option<Resp> {
     let max_len = shared.args.max_model_len;
+    if shared.args.flavor == Flavor::Tgi {
+        return crate::tgi::context_error(shared, prompt_tokens, max_tokens);
+    }
     if shared.args.flavor == Flavor::Llamacpp {
         // llama.cpp rejects only prompts that do not fit; it cuts generation
         // at the context end instead of refusing a large max_tokens.

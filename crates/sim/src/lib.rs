@@ -7,7 +7,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), spark_sim::SimError> {
 //! let mut args = spark_sim::SimArgs::defaults();
-//! args.port = 0;
+//! args.port = Some(0);
 //! let sim = spark_sim::Sim::bind(args).await?;
 //! println!("{}", sim.local_addr());
 //! let exit = sim.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
@@ -28,6 +28,7 @@ mod metrics;
 mod protocol;
 mod server;
 mod stream;
+mod tgi;
 pub mod tokenizer;
 mod truth;
 

@@ -153,7 +153,7 @@ impl Metrics {
         let names = Names::of(flavor);
         let labels = match flavor {
             Flavor::Vllm => format!("engine=\"0\",model_name=\"{}\"", escape_label(model_name)),
-            Flavor::Llamacpp => String::new(),
+            Flavor::Llamacpp | Flavor::Tgi => String::new(),
             Flavor::Trtllm | Flavor::Sglang => {
                 format!("model_name=\"{}\"", escape_label(model_name))
             }
@@ -350,6 +350,20 @@ impl Names {
                 prompt_tokens: Some("llamacpp:prompt_tokens_total"),
                 generation_tokens: Some("llamacpp:tokens_predicted_total"),
                 requests_success: None,
+                ttft: None,
+                itl: None,
+            },
+            // TGI's router metrics have no model label and no per-token
+            // histograms (its time per token is a per-request mean).
+            Flavor::Tgi => Names {
+                running: Some("tgi_batch_current_size"),
+                waiting: Some("tgi_queue_size"),
+                kv_usage: None,
+                prefix_queries: None,
+                prefix_hits: None,
+                prompt_tokens: None,
+                generation_tokens: None,
+                requests_success: Some("tgi_request_success"),
                 ttft: None,
                 itl: None,
             },

@@ -109,7 +109,7 @@ impl Sim {
     /// Binds `--host:--port` without listening yet and opens the truth log.
     pub async fn bind(args: SimArgs) -> Result<Sim, SimError> {
         let host = args.host.clone();
-        let addr = tokio::net::lookup_host((host.as_str(), args.port))
+        let addr = tokio::net::lookup_host((host.as_str(), args.port()))
             .await
             .map_err(|err| SimError::Resolve {
                 host: host.clone(),

@@ -150,3 +150,128 @@ async fn sglang_has_health_generate_and_its_metric_names() {
     );
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn tgi_health_info_and_models() {
+    let mut a = args();
+    a.flavor = Flavor::Tgi;
+    a.model = "tiny".to_owned();
+    a.never_ready = true;
+    let sim = start(a).await;
+    let unhealthy = get(&sim, "/health").await;
+    assert_eq!(unhealthy.status(), 503);
+    assert_eq!(
+        json(unhealthy).await,
+        json!({"error": "unhealthy", "error_type": "healthcheck"})
+    );
+    sim.stop().await;
+
+    let mut a = args();
+    a.flavor = Flavor::Tgi;
+    a.model = "tiny".to_owned();
+    a.max_model_len = 4096;
+    let sim = start(a).await;
+    let healthy = get(&sim, "/health").await;
+    assert_eq!(healthy.status(), 200);
+    assert_eq!(healthy.text().await.unwrap(), "");
+    // TGI's Info, field for field, in its order.
+    let info = get(&sim, "/info").await.text().await.unwrap();
+    assert_eq!(
+        info,
+        r#"{"model_id":"tiny","model_sha":null,"model_pipeline_tag":null,"max_concurrent_requests":128,"max_best_of":2,"max_stop_sequences":4,"max_input_tokens":4095,"max_total_tokens":4096,"validation_workers":2,"max_client_batch_size":4,"router":"text-generation-router","version":"3.3.4","sha":null,"docker_label":null}"#
+    );
+    // One card, no context length.
+    assert_eq!(
+        json(get(&sim, "/v1/models").await).await,
+        json!({"object": "list", "data": [{"id": "tiny", "object": "model", "created": 0, "owned_by": "tiny"}]})
+    );
+    assert!(
+        get(&sim, "/metrics")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("tgi_queue_size 0.0")
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn tgi_streams_chat_and_rejects_what_does_not_fit_with_422() {
+    let mut a = args();
+    a.flavor = Flavor::Tgi;
+    a.model = "tiny".to_owned();
+    a.max_model_len = 64;
+    a.max_input_tokens = Some(40);
+    let sim = start(a).await;
+    // The request's model is ignored; the response names --model-id.
+    let body = json!({"model": "tgi", "messages": [{"role": "user", "content": "Hello there."}], "max_tokens": 3, "ignore_eos": true, "stream": true});
+    let (text, err) = read_stream(post(&sim, "/v1/chat/completions", body).await).await;
+    assert!(err.is_none(), "{err:?}");
+    let chunks = events(&text);
+    assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"), "{text}");
+    let tokens: Vec<serde_json::Value> = chunks
+        .iter()
+        .filter(|c| c.as_str() != "[DONE]")
+        .map(|c| serde_json::from_str(c).unwrap())
+        .collect();
+    assert!(tokens.iter().all(|c| c["model"] == "tiny"), "{text}");
+    let content: Vec<_> = tokens
+        .iter()
+        .filter(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .collect();
+    assert_eq!(content.len(), 3, "{text}");
+    assert_eq!(content[2]["choices"][0]["finish_reason"], "length");
+
+    let long = "word ".repeat(50);
+    let n = tokenizer::count(&long);
+    let too_long = post(&sim, "/v1/completions", json!({"prompt": long})).await;
+    assert_eq!(too_long.status(), 422);
+    assert_eq!(
+        json(too_long).await,
+        json!({"error": format!("Input validation error: `inputs` must have less than 40 tokens. Given: {n}"), "error_type": "validation"})
+    );
+    let too_many = post(
+        &sim,
+        "/v1/completions",
+        json!({"prompt": "hi", "max_tokens": 64}),
+    )
+    .await;
+    assert_eq!(too_many.status(), 422);
+    let n = tokenizer::count("hi");
+    assert_eq!(
+        json(too_many).await["error"],
+        format!(
+            "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 64. Given: {n} `inputs` tokens and 64 `max_new_tokens`"
+        )
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn tgi_tokenize_takes_inputs_and_answers_tokens_with_offsets() {
+    let mut a = args();
+    a.flavor = Flavor::Tgi;
+    let sim = start(a).await;
+    let tokens = json(post(&sim, "/tokenize", json!({"inputs": "Hello world"})).await).await;
+    let ids = tokenizer::encode("Hello world");
+    assert_eq!(tokens.as_array().map(Vec::len), Some(ids.len()), "{tokens}");
+    assert_eq!(tokens[0]["id"], ids[0]);
+    assert_eq!(tokens[0]["start"], 0);
+    let last = &tokens[ids.len() - 1];
+    assert_eq!(last["stop"], 11, "{tokens}");
+    // A vLLM-style body is the extractor's 422.
+    let vllm_style = post(&sim, "/tokenize", json!({"model": "m", "prompt": "x"})).await;
+    assert_eq!(vllm_style.status(), 422);
+    assert_eq!(
+        post(&sim, "/detokenize", json!({"tokens": [1]}))
+            .await
+            .status(),
+        404
+    );
+    sim.stop().await;
+}

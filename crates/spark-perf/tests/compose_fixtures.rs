@@ -253,3 +253,18 @@ fn an_engine_with_build_is_planned_with_the_image_it_will_build() {
         "{stderr}"
     );
 }
+
+#[test]
+fn tgi_and_the_sim_imitating_it_are_planned_on_port_80() {
+    let (code, stderr) = dry_run("tgi.yml", &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let line = plan_line(&stderr, "tgi");
+    assert!(line.contains(" tgi "), "{line}");
+    assert!(line.contains("127.0.0.1:8080"), "{line}");
+    assert!(line.contains("model Qwen/Qwen2.5-0.5B-Instruct"), "{line}");
+    let line = plan_line(&stderr, "tgi-sim");
+    assert!(line.contains(" tgi "), "{line}");
+    assert!(line.contains("127.0.0.1:8081"), "{line}");
+    assert!(line.contains("model tiny"), "{line}");
+}

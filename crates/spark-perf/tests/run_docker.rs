@@ -2,7 +2,9 @@
 //! `compose/sim.yml`: two healthy engines and one that crashes while loading,
 //! a run interrupted by SIGINT in the middle of a scenario (while a second
 //! run is refused by the run lock), and a second SIGINT that exits at once
-//! after the container's bounded stop.
+//! after the container's bounded stop; and spark-sim imitating
+//! text-generation-inference (`tests/fixtures/compose/tgi.yml`), reached on
+//! TGI's port 80 with its context read from `/info`.
 //!
 //! Each test uses its own compose project name and free host ports, and
 //! checks that no container of its project is left behind.
@@ -344,4 +346,60 @@ fn a_second_ctrl_c_exits_130_at_once_after_the_containers_bounded_stop() {
     let run_dir = the_run_dir(&setup.output_dir);
     assert_eq!(results(&run_dir)["complete"], false);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_tgi_engine_is_run_on_port_80_with_its_context_from_info() {
+    if !spark_testkit::docker_available("a_tgi_engine_is_run_on_port_80_with_its_context_from_info")
+    {
+        return;
+    }
+    spark_testkit::sim_image();
+    let setup = setup("tgi", SHORT);
+    let output = Command::new(env!("CARGO_BIN_EXE_spark-perf"))
+        .current_dir(spark_testkit::workspace_root())
+        .args([
+            "run",
+            "--compose",
+            "crates/spark-perf/tests/fixtures/compose/tgi.yml",
+            "--only",
+            "tgi-sim",
+        ])
+        .args(["--project-name", &setup.project.0])
+        .arg("--scenario-file")
+        .arg(&setup.scenario_file)
+        .args(["--health-interval", "200ms", "--health-timeout", "60s"])
+        .arg("--output")
+        .arg(&setup.output_dir)
+        .env("TGI_SIM_PORT", free_port().to_string())
+        .env("NO_COLOR", "1")
+        .env(
+            "SPARK_PERF_LOCK_DIR",
+            setup.output_dir.parent().expect("parent").join("locks"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("spark-perf runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        setup.project.containers().is_empty(),
+        "containers left behind"
+    );
+    let results = results(&the_run_dir(&setup.output_dir));
+    let engine = &results["engines"][0];
+    assert_eq!(engine["outcome"]["status"], "ok", "{engine}");
+    assert_eq!(engine["results"]["engine"]["model"], "tiny", "{engine}");
+    assert_eq!(
+        engine["results"]["engine"]["max_model_len"], 4096,
+        "{engine}"
+    );
+    let latency = engine["results"]["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .find(|s| s["name"] == "latency")
+        .expect("latency");
+    assert_eq!(latency["aggregate"]["n_ok"], 2, "{latency}");
+    let _ = std::fs::remove_dir_all(setup.output_dir.parent().expect("parent"));
 }

@@ -1,6 +1,7 @@
 //! What the engine can do, asked before any scenario: which tokenizer
 //! endpoint it has (vLLM's or llama-server's), its context length (from
-//! `/v1/models`, llama-server's `/props`, or the configuration), whether it
+//! `/v1/models`, llama-server's `/props`, text-generation-inference's
+//! `/info`, or the configuration), whether it
 //! honours `ignore_eos`/`min_tokens`, and token counts for calibration.
 //!
 //! Every probe is bounded by a timeout that grows with the prompt it sends
@@ -182,7 +183,25 @@ impl Engine {
         struct Settings {
             n_ctx: u32,
         }
-        let url = format!("{}/props", self.inner.base);
+        let props: Props = self.get_json("/props").await?;
+        Some(props.default_generation_settings.n_ctx).filter(|&n| n > 0)
+    }
+
+    /// text-generation-inference's `/info`: `max_total_tokens` is what a
+    /// prompt and its new tokens may use together (its `max_input_tokens`
+    /// is at most one less, so a prompt that leaves room for output fits).
+    pub(crate) async fn info_context(&self) -> Option<u32> {
+        #[derive(Deserialize)]
+        struct Info {
+            max_total_tokens: u32,
+        }
+        let info: Info = self.get_json("/info").await?;
+        Some(info.max_total_tokens).filter(|&n| n > 0)
+    }
+
+    /// A GET whose 2xx JSON body parses as `T`; anything else is `None`.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Option<T> {
+        let url = format!("{}{path}", self.inner.base);
         let mut request = self.inner.client.get(&url).timeout(PROBE_TIMEOUT);
         if let Some(auth) = &self.inner.auth {
             request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
@@ -192,8 +211,7 @@ impl Engine {
             return None;
         }
         let bytes = response.bytes().await.ok()?;
-        let props: Props = serde_json::from_slice(&bytes).ok()?;
-        Some(props.default_generation_settings.n_ctx).filter(|&n| n > 0)
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// A non-streaming generation; returns (prompt tokens, completion tokens).

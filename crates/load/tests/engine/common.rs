@@ -49,7 +49,7 @@ pub fn start(configure: impl FnOnce(&mut SimArgs)) -> TestSim {
     ));
     let mut args = SimArgs::defaults();
     args.host = "127.0.0.1".to_owned();
-    args.port = 0;
+    args.port = Some(0);
     args.profile = ProfileName::Zero;
     args.truth_log = Some(truth.clone());
     configure(&mut args);

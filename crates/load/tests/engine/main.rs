@@ -16,3 +16,4 @@ mod lengths;
 mod llamacpp;
 mod openloop;
 mod probes;
+mod tgi;

@@ -49,7 +49,13 @@ const V1_REJECTS: &[(&str, &str)] = &[
 
 /// Files compared with their top-level `name:` line left out of the copy
 /// v1 reads (v1 predates the key; no compared field depends on it).
-const V1_WITHOUT_NAME: &[&str] = &["rocm.yml", "ephemeral-port.yml", "links.yml", "build.yml"];
+const V1_WITHOUT_NAME: &[&str] = &[
+    "rocm.yml",
+    "ephemeral-port.yml",
+    "links.yml",
+    "build.yml",
+    "tgi.yml",
+];
 
 fn files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -21,18 +21,21 @@ pub enum Flavor {
     Sglang,
     LlamaCpp,
     Ollama,
+    /// Hugging Face text-generation-inference (`text-generation-launcher`).
+    Tgi,
     /// Marked as an engine with `x-spark-perf: {inference: true}`, kind unknown.
     Other,
 }
 
 impl Flavor {
     /// All flavors, in the order they are documented.
-    pub const ALL: [Flavor; 6] = [
+    pub const ALL: [Flavor; 7] = [
         Flavor::Vllm,
         Flavor::TensorRtLlm,
         Flavor::Sglang,
         Flavor::LlamaCpp,
         Flavor::Ollama,
+        Flavor::Tgi,
         Flavor::Other,
     ];
 
@@ -44,6 +47,7 @@ impl Flavor {
             Flavor::Sglang => "sglang",
             Flavor::LlamaCpp => "llamacpp",
             Flavor::Ollama => "ollama",
+            Flavor::Tgi => "tgi",
             Flavor::Other => "other",
         }
     }
@@ -67,13 +71,18 @@ impl Flavor {
             Flavor::Sglang => 30000,
             Flavor::LlamaCpp => 8080,
             Flavor::Ollama => 11434,
+            // TGI's image sets PORT=80.
+            Flavor::Tgi => 80,
             Flavor::Vllm | Flavor::TensorRtLlm | Flavor::Other => 8000,
         }
     }
 
     /// Engines that need a GPU to run at all.
     fn needs_gpu(self) -> bool {
-        matches!(self, Flavor::Vllm | Flavor::TensorRtLlm | Flavor::Sglang)
+        matches!(
+            self,
+            Flavor::Vllm | Flavor::TensorRtLlm | Flavor::Sglang | Flavor::Tgi
+        )
     }
 }
 
@@ -85,6 +94,7 @@ impl fmt::Display for Flavor {
             Flavor::Sglang => "SGLang",
             Flavor::LlamaCpp => "llama.cpp",
             Flavor::Ollama => "Ollama",
+            Flavor::Tgi => "TGI",
             Flavor::Other => "other",
         })
     }
@@ -219,6 +229,8 @@ fn flavor_from_command(words: &[String]) -> Option<Flavor> {
         Some(Flavor::LlamaCpp)
     } else if followed_by_serve("ollama") {
         Some(Flavor::Ollama)
+    } else if any(&|w| w.rsplit('/').next() == Some("text-generation-launcher")) {
+        Some(Flavor::Tgi)
     } else {
         None
     }
@@ -252,6 +264,8 @@ fn flavor_from_image(image: &str) -> Option<Flavor> {
         Some(Flavor::LlamaCpp)
     } else if repo.contains("ollama") {
         Some(Flavor::Ollama)
+    } else if repo.contains("text-generation-inference") {
+        Some(Flavor::Tgi)
     } else {
         None
     }
@@ -333,7 +347,15 @@ pub(super) fn discover(
             .hint = Some("add deploy.resources.reservations.devices (driver: nvidia, count: all, capabilities: [gpu]) or `gpus: all`; for an AMD GPU, `devices: [/dev/kfd, /dev/dri]` and `group_add: [video]`".into());
     }
 
+    // TGI's launcher also reads its flags from the environment (`PORT`,
+    // `MODEL_ID`): settings, not secrets, so their values may be read here.
+    let tgi_env = |name: &str| {
+        (flavor == Flavor::Tgi && !sim)
+            .then(|| service.environment.get(name).cloned())
+            .flatten()
+    };
     let container_port = flag_value(&words, &["--port"])
+        .or_else(|| tgi_env("PORT"))
         .and_then(|p| p.parse::<u16>().ok())
         .unwrap_or(flavor.default_port());
 
@@ -454,6 +476,8 @@ pub(super) fn discover(
             Flavor::Vllm | Flavor::TensorRtLlm => {
                 flag_value(&words, &["--model"]).or_else(|| positional_after_serve(&words))
             }
+            Flavor::Tgi if sim => flag_value(&words, &["--model-id", "--model"]),
+            Flavor::Tgi => flag_value(&words, &["--model-id"]).or_else(|| tgi_env("MODEL_ID")),
             Flavor::Ollama | Flavor::Other => flag_value(&words, &["--model"]),
         };
         let sim_default = sim.then(|| "spark-sim/sim-1".to_owned());
@@ -539,6 +563,10 @@ mod tests {
         assert_eq!(
             flavor_from_image("ghcr.io/ggml-org/llama.cpp:server-cuda"),
             Some(Flavor::LlamaCpp)
+        );
+        assert_eq!(
+            flavor_from_image("ghcr.io/huggingface/text-generation-inference:3.3.4"),
+            Some(Flavor::Tgi)
         );
         assert_eq!(flavor_from_image("redis:7"), None);
         assert_eq!(

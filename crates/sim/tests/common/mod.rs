@@ -56,7 +56,7 @@ impl Drop for Running {
 pub fn args() -> SimArgs {
     let mut args = SimArgs::defaults();
     args.host = "127.0.0.1".to_owned();
-    args.port = 0;
+    args.port = Some(0);
     args.profile = ProfileName::Zero;
     args
 }
