@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use spark_telemetry::energy::EnergyMethod;
-use spark_telemetry::gpu::amd::{parse_amd_smi_metric, parse_amd_smi_static, parse_rocm_smi};
+use spark_telemetry::gpu::amd::{
+    parse_amd_smi_metric, parse_amd_smi_static, parse_rocm_smi, parse_rocm_smi_driver,
+};
 use spark_telemetry::gpu::nvidia_smi::parse_query_csv;
 use spark_telemetry::gpu::unified::parse_meminfo;
 use spark_telemetry::gpu::{
@@ -121,6 +123,34 @@ fn rocm_smi_cards() {
     assert_eq!(mi300.index, 1);
     assert_eq!(mi300.power_w, Ok(550.0), "the newer power key");
     assert_eq!(mi300.temperature_c, Ok(61.0), "junction where edge is N/A");
+}
+
+#[test]
+fn rocm_smi_driver_version() {
+    let text = fixture("rocm-smi.json");
+    assert_eq!(parse_rocm_smi_driver(&text).as_deref(), Some("6.10.5"));
+    assert_eq!(parse_rocm_smi_driver(r#"{"card0": {}}"#), None);
+}
+
+#[test]
+fn rocm_smi_is_used_where_amd_smi_is_absent() {
+    let dir = scratch_dir("rocm");
+    let json = fixture_path("rocm-smi.json");
+    stand_in_tool(&dir, "rocm-smi", &format!("cat '{}'", json.display()));
+    let mut sampler = detect_with(&DetectOptions {
+        nvml_library: no_nvml(),
+        tool_dirs: Some(vec![dir]),
+        interval: Some(Duration::from_millis(50)),
+    });
+    let GpuStatus::Available { backend, .. } = sampler.status().clone() else {
+        panic!("{:?}", sampler.status());
+    };
+    assert_eq!(backend, Backend::RocmSmi);
+    sampler.start(&[]);
+    std::thread::sleep(Duration::from_millis(100));
+    let report = sampler.stop();
+    assert_eq!(report.devices.len(), 2);
+    assert_eq!(report.devices[1].max_power_w, Some(550.0));
 }
 
 #[test]

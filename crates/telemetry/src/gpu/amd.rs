@@ -256,6 +256,16 @@ pub fn parse_rocm_smi(text: &str) -> Result<Vec<ToolReading>, String> {
     Ok(readings)
 }
 
+/// The driver version rocm-smi prints under `"system"`, where it does.
+pub fn parse_rocm_smi_driver(text: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    value
+        .get("system")?
+        .get("Driver version")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// `amd-smi metric` run at every reading.
 pub(super) struct AmdSmiProbe {
     program: PathBuf,
@@ -305,7 +315,8 @@ impl RocmSmiProbe {
     pub(super) fn open(dirs: &[PathBuf]) -> Result<(Self, Provenance), String> {
         let program =
             command::find_tool("rocm-smi", dirs).ok_or_else(|| "rocm-smi: not found".to_owned())?;
-        let cards = parse_rocm_smi(&command::run(&program, ROCM_SMI_ARGS, TOOL_TIMEOUT)?)?;
+        let text = command::run(&program, ROCM_SMI_ARGS, TOOL_TIMEOUT)?;
+        let cards = parse_rocm_smi(&text)?;
         if cards.is_empty() {
             return Err("rocm-smi: lists no GPU".to_owned());
         }
@@ -314,6 +325,7 @@ impl RocmSmiProbe {
                 .iter()
                 .map(|c| c.name.clone().unwrap_or_else(|| "AMD GPU".to_owned()))
                 .collect(),
+            driver_version: parse_rocm_smi_driver(&text),
             ..Provenance::default()
         };
         Ok((Self { program }, provenance))
