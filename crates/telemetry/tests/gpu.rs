@@ -139,7 +139,7 @@ fn rocm_smi_is_used_where_amd_smi_is_absent() {
     stand_in_tool(&dir, "rocm-smi", &format!("cat '{}'", json.display()));
     let mut sampler = detect_with(&DetectOptions {
         nvml_library: no_nvml(),
-        tool_dirs: Some(vec![dir]),
+        tool_dirs: Some(vec![dir.to_path_buf()]),
         interval: Some(Duration::from_millis(50)),
     });
     let GpuStatus::Available { backend, .. } = sampler.status().clone() else {
@@ -159,12 +159,28 @@ fn amd_outputs_that_are_not_json_are_errors() {
     assert!(parse_rocm_smi("cat: /sys/module/amdgpu/initstate: No such file").is_err());
 }
 
-/// A directory of its own for one test, emptied first.
-fn scratch_dir(name: &str) -> PathBuf {
+/// A directory of its own for one test, emptied first and removed when the
+/// test ends.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("spark-telemetry-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// An executable `name` in `dir` running the shell `script`.
@@ -184,7 +200,7 @@ fn nothing_found_says_why_and_samples_nothing() {
     let empty = scratch_dir("empty");
     let mut sampler = detect_with(&DetectOptions {
         nvml_library: no_nvml(),
-        tool_dirs: Some(vec![empty]),
+        tool_dirs: Some(vec![empty.to_path_buf()]),
         interval: None,
     });
     let GpuStatus::Unavailable { reason } = sampler.status().clone() else {
@@ -223,7 +239,7 @@ fn gb10_through_nvidia_smi_reports_unified_memory() {
     stand_in_tool(&dir, "nvidia-smi", &format!("cat '{}'", csv.display()));
     let mut sampler = detect_with(&DetectOptions {
         nvml_library: no_nvml(),
-        tool_dirs: Some(vec![dir]),
+        tool_dirs: Some(vec![dir.to_path_buf()]),
         interval: Some(Duration::from_millis(50)),
     });
     let GpuStatus::Available {
@@ -273,7 +289,7 @@ fn h100_through_nvidia_smi_reports_vram() {
     stand_in_tool(&dir, "nvidia-smi", &format!("cat '{}'", csv.display()));
     let mut sampler = detect_with(&DetectOptions {
         nvml_library: no_nvml(),
-        tool_dirs: Some(vec![dir]),
+        tool_dirs: Some(vec![dir.to_path_buf()]),
         interval: Some(Duration::from_millis(50)),
     });
     sampler.start(&[]);
@@ -301,7 +317,7 @@ fn amd_smi_is_used_when_there_is_no_nvidia_tool() {
     );
     let mut sampler = detect_with(&DetectOptions {
         nvml_library: no_nvml(),
-        tool_dirs: Some(vec![dir]),
+        tool_dirs: Some(vec![dir.to_path_buf()]),
         interval: Some(Duration::from_millis(50)),
     });
     let GpuStatus::Available {
@@ -339,7 +355,7 @@ fn a_failing_tool_is_counted_not_fatal() {
     );
     let mut sampler = detect_with(&DetectOptions {
         nvml_library: no_nvml(),
-        tool_dirs: Some(vec![dir]),
+        tool_dirs: Some(vec![dir.to_path_buf()]),
         interval: Some(Duration::from_millis(20)),
     });
     sampler.start(&[]);
