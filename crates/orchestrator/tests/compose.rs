@@ -335,8 +335,9 @@ fn discovery_on_the_reference_box_file() {
 #[test]
 fn discovery_on_the_sim_file_and_profiles() {
     let file = repo_file("sim.yml");
+    let faults = repo_file("sim-faults.yml");
     let project = ComposeProject::load(&options(
-        vec![file.clone()],
+        vec![file.clone(), faults.clone()],
         env(&[("SIM_TRTLLM_PORT", "19002")]),
     ))
     .unwrap();
@@ -375,12 +376,15 @@ fn discovery_on_the_sim_file_and_profiles() {
     assert!(!crash[0].enabled);
     let with_profile = ComposeProject::load(&LoadOptions {
         profiles: vec!["faults".into()],
-        ..options(vec![file.clone()], BTreeMap::new())
+        ..options(vec![file.clone(), faults.clone()], BTreeMap::new())
     })
     .unwrap();
     assert_eq!(with_profile.inference_services().len(), 6);
-    let from_env =
-        ComposeProject::load(&options(vec![file], env(&[("COMPOSE_PROFILES", "faults")]))).unwrap();
+    let from_env = ComposeProject::load(&options(
+        vec![file, faults],
+        env(&[("COMPOSE_PROFILES", "faults")]),
+    ))
+    .unwrap();
     assert_eq!(from_env.inference_services().len(), 6);
 }
 
@@ -660,11 +664,11 @@ impl Scratch {
 
 #[test]
 fn selection_by_profiles_and_its_reasons() {
-    let file = repo_file("sim.yml");
+    let files = vec![repo_file("sim.yml"), repo_file("sim-faults.yml")];
     let picked = |profiles: &[&str], only: &[&str]| -> Vec<(String, bool, String)> {
         let project = ComposeProject::load(&LoadOptions {
             profiles: profiles.iter().map(|p| (*p).to_owned()).collect(),
-            ..options(vec![file.clone()], BTreeMap::new())
+            ..options(files.clone(), BTreeMap::new())
         })
         .unwrap();
         let only: Vec<String> = only.iter().map(|o| (*o).to_owned()).collect();
@@ -681,14 +685,17 @@ fn selection_by_profiles_and_its_reasons() {
             .map(|(name, _, _)| name.clone())
             .collect()
     };
-    // A file with engines outside profiles: those, as compose starts them.
+    // No active profile: every engine, behind a profile or not, in turn.
     let default = picked(&[], &[]);
     assert_eq!(
         selected(&default),
         [
             "sim-vllm-fp8-moe",
             "sim-trtllm-bf16-dense",
-            "sim-llamacpp-q4"
+            "sim-llamacpp-q4",
+            "sim-crash-on-load",
+            "sim-crash-loop",
+            "sim-never-ready"
         ]
     );
     let crash = default
@@ -697,7 +704,7 @@ fn selection_by_profiles_and_its_reasons() {
         .unwrap();
     assert_eq!(
         crash.2,
-        "behind profile faults, which is not active (--profile faults benchmarks it)"
+        "behind profile faults; engines behind profiles are benchmarked in turn by default (--profile faults benchmarks only those)"
     );
     // Naming a profile names the engines: only those in it.
     let faults = picked(&["faults"], &[]);

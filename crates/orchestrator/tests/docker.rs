@@ -24,6 +24,11 @@ fn sim_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../compose/sim.yml")
 }
 
+/// The sim's failing engines, beside `sim_file`.
+fn faults_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../compose/sim-faults.yml")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("0.0.0.0:0")
         .and_then(|l| l.local_addr())
@@ -68,7 +73,7 @@ impl Drop for ProjectGuard {
 /// The sim project under a test's own name, with free ports.
 fn sim_project(test: &str, extra_env: &[(&str, &str)]) -> (ComposeProject, ProjectGuard) {
     let name = format!("spt-{test}-{}", std::process::id());
-    let mut options = LoadOptions::with_process_env(vec![sim_file()]);
+    let mut options = LoadOptions::with_process_env(vec![sim_file(), faults_file()]);
     options.project_name = Some(name.clone());
     options.profiles = vec!["faults".into()];
     for var in [
@@ -190,7 +195,13 @@ async fn a_sim_service_becomes_healthy_with_compose_names_and_labels_then_is_rem
         ),
         (
             "com.docker.compose.project.config_files",
-            &project.config_files()[0].display().to_string(),
+            // Every file, comma-separated, as compose writes it.
+            &project
+                .config_files()
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
         ),
     ] {
         assert_eq!(
@@ -219,6 +230,8 @@ async fn a_sim_service_becomes_healthy_with_compose_names_and_labels_then_is_rem
             args.extend([
                 "-f".into(),
                 sim_file().display().to_string(),
+                "-f".into(),
+                faults_file().display().to_string(),
                 "-p".into(),
                 project.name().to_owned(),
                 "ps".into(),
@@ -713,7 +726,7 @@ async fn interrupted_run_child() {
     };
     let mut sigint =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).unwrap();
-    let mut options = LoadOptions::with_process_env(vec![sim_file()]);
+    let mut options = LoadOptions::with_process_env(vec![sim_file(), faults_file()]);
     options.project_name = Some(project_name);
     options.profiles = vec!["faults".into()];
     let project = ComposeProject::load(&options).unwrap();

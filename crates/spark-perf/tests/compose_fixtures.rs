@@ -76,7 +76,7 @@ fn engines_behind_profiles_are_each_benchmarked_and_profile_restricts_them() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("every engine of the file is behind a profile"),
+        stderr.contains("engines behind profiles are benchmarked in turn by default"),
         "{stderr}"
     );
     assert!(stderr.contains("for 3 engines"), "{stderr}");

@@ -38,7 +38,8 @@ fn spark_perf(setup: &Setup, services: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spark-perf"));
     command
         .current_dir(spark_testkit::workspace_root())
-        .args(["run", "--compose", "compose/sim.yml", "--profile", "faults"])
+        .args(["run", "--compose", "compose/sim.yml"])
+        .args(["--compose", "compose/sim-faults.yml"])
         .args(["--project-name", &setup.project.0])
         .arg("--scenario-file")
         .arg(&setup.scenario_file)

@@ -11,9 +11,10 @@
 //! - active profiles (`--profile`, else `COMPOSE_PROFILES`): the inference
 //!   services in one of them (`*`: all of them), and not those without
 //!   profiles: naming profiles names the engines to benchmark;
-//! - no active profile: the inference services without profiles, as compose
-//!   starts them; when every inference service is behind a profile, all of
-//!   them, one at a time.
+//! - no active profile: every inference service, with or without profiles,
+//!   one at a time: a profile on an engine keeps `docker compose up` from
+//!   starting it beside the others, which spark-perf never does anyway, and
+//!   "which should I run?" compares them all.
 //!
 //! Non-inference services keep compose's rules ([`Service::enabled`]).
 //!
@@ -46,10 +47,6 @@ impl ComposeProject {
             self.check_inference_name(name)?;
         }
         let active = self.profiles();
-        let any_unprofiled = self
-            .services()
-            .iter()
-            .any(|s| s.inference().is_some() && s.profiles().is_empty());
         let mut chosen = Vec::new();
         for service in self.services() {
             let Some(inference) = service.inference() else {
@@ -83,19 +80,12 @@ impl ComposeProject {
                 }
             } else if profiles.is_empty() {
                 (true, "has no profile".to_owned())
-            } else if any_unprofiled {
-                (
-                    false,
-                    format!(
-                        "behind profile {listed}, which is not active (--profile {} benchmarks it)",
-                        profiles[0]
-                    ),
-                )
             } else {
                 (
                     true,
                     format!(
-                        "behind profile {listed}; every engine of the file is behind a profile, so each is benchmarked in turn"
+                        "behind profile {listed}; engines behind profiles are benchmarked in turn by default (--profile {} benchmarks only those)",
+                        profiles[0]
                     ),
                 )
             };

@@ -39,9 +39,10 @@ use crate::EXIT_OK;
 pub struct RunOpts {
     /// The compose file (default: as `docker compose` looks: COMPOSE_FILE,
     /// else compose.yaml, compose.yml, docker-compose.yaml or
-    /// docker-compose.yml in the current directory).
+    /// docker-compose.yml in the current directory). Repeat it to merge
+    /// several files in order, as `docker compose -f a.yml -f b.yml`.
     #[arg(long, short = 'f')]
-    pub compose: Option<PathBuf>,
+    pub compose: Vec<PathBuf>,
     /// The `.env` file for interpolation (default: `.env` beside the compose file).
     #[arg(long)]
     pub env_file: Option<PathBuf>,
@@ -125,13 +126,19 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         env_file: opts.env_file.clone(),
         project_name: opts.project_name.clone(),
         profiles: opts.profile.clone(),
-        ..LoadOptions::with_process_env(opts.compose.iter().cloned().collect())
+        ..LoadOptions::with_process_env(opts.compose.clone())
     };
     let project = ComposeProject::load(&load)?;
-    let compose_file = project.config_files().first().map_or_else(
-        || "docker-compose.yml".to_owned(),
-        |f| f.display().to_string(),
-    );
+    let compose_file = if project.config_files().is_empty() {
+        "docker-compose.yml".to_owned()
+    } else {
+        project
+            .config_files()
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
     for warning in project.warnings() {
         eprintln!("warning: {warning}");
     }
