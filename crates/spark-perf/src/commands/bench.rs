@@ -206,6 +206,7 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
             ..Provenance::default()
         }),
         results: None,
+        telemetry: None,
     };
     match measured {
         Ok(results) => {

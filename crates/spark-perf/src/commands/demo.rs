@@ -149,6 +149,7 @@ async fn one_engine(
             ..Provenance::default()
         }),
         results: None,
+        telemetry: None,
     };
     let clock = Instant::now();
     let mut child = match Command::new(exe)

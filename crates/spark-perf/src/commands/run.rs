@@ -448,6 +448,7 @@ async fn one_service(
         startup: None,
         provenance: None,
         results: None,
+        telemetry: None,
     };
     let failed = |phase: &str, err: &dyn std::fmt::Display| EngineOutcome::Failed {
         phase: phase.to_owned(),
