@@ -1,0 +1,32 @@
+//! Telemetry beside the load: what an engine used while it was measured and
+//! the size of the model it served.
+//!
+//! A [`Sampler`] is started before an engine's first scenario, reads a
+//! [`Probe`] on an interval (about 500 ms) on a tokio task of its own, is
+//! told where each scenario starts and ends, and is finished after the last
+//! one: its [`Recording`] is the time series and, per scenario, the peak and
+//! the mean ([`Series`], [`Summary`]). Probes come from the caller: the CLI
+//! wraps the orchestrator's Docker stats of the engine's container in one,
+//! and [`ProcessProbe`] reads a local process (`/proc/PID`).
+//! [`model::size`] finds the model's files from the service's command and
+//! mounts, on the host.
+//!
+//! Architecture Invariant: knows neither the load client nor Docker's API
+//! (bollard): a probe is a trait object the caller hands in, and mounts are
+//! plain paths. Results are the serde-only types of `spark-results`.
+
+mod process;
+mod recording;
+mod sampler;
+mod series;
+
+pub mod model;
+
+// Room for the GPU samplers (NVIDIA through NVML, AMD through amd-smi, the
+// unified memory of DGX Spark's GB10) in `gpu/` and the energy counters in
+// `energy.rs`: they plug into the same `Probe`/`Sampler` machinery.
+
+pub use process::{ProcessProbe, parse_cpu_ticks, parse_vm_rss_bytes};
+pub use recording::Recording;
+pub use sampler::{DEFAULT_INTERVAL, Probe, ReadFuture, Reading, Sampler};
+pub use series::{Series, Summary};
