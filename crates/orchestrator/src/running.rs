@@ -152,6 +152,7 @@ impl RunningService {
             client: self.client.clone(),
             service: self.service.clone(),
             container: self.container_id.clone(),
+            stream: None,
             previous: None,
         }
     }

@@ -2,14 +2,19 @@
 //! as `docker stats` computes them (the docker CLI's
 //! `calculateMemUsageUnixNoCache` and `calculateCPUPercentUnix`).
 //!
-//! Each reading is a one-shot request (`stream=false&one-shot=true`: no
-//! wait for the daemon's second sample), so the CPU figure is the change
-//! between this reading and the previous one, with the CLI's formula.
+//! The daemon publishes a container's stats once a second; a reader holds
+//! one streaming request open (`stream=true`, as `docker stats` does) and
+//! each reading is the next sample, so readings come at most once a second
+//! whatever the sampler's interval, and each carries the daemon's previous
+//! CPU counters (`precpu_stats`) to take the CPU delta from. A one-shot
+//! request would wait for the next publication anyway (up to a second).
 //! bollard's types stay here: the caller gets [`ContainerStats`].
 
-use bollard::models::{ContainerCpuStats, ContainerMemoryStats};
+use std::pin::Pin;
+
+use bollard::models::{ContainerCpuStats, ContainerMemoryStats, ContainerStatsResponse};
 use bollard::query_parameters::StatsOptionsBuilder;
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
 
 use crate::OrchestratorError;
 
@@ -18,55 +23,71 @@ use crate::OrchestratorError;
 pub struct ContainerStats {
     /// Memory in use, bytes: usage less the inactive page cache.
     pub memory_bytes: Option<u64>,
-    /// CPU since the previous reading, percent of one core; `None` on the
-    /// first reading.
+    /// CPU since the daemon's previous sample, percent of one core; `None`
+    /// when there is none yet (a stream's first sample).
     pub cpu_percent: Option<f64>,
 }
 
+/// The daemon's stream of one container's stats.
+type StatsStream =
+    Pin<Box<dyn Stream<Item = Result<ContainerStatsResponse, bollard::errors::Error>> + Send>>;
+
 /// Reads one container's stats again and again (see
 /// [`RunningService::stats_reader`](crate::RunningService::stats_reader)).
-#[derive(Debug)]
 pub struct StatsReader {
     pub(crate) client: bollard::Docker,
     pub(crate) service: String,
     pub(crate) container: String,
+    pub(crate) stream: Option<StatsStream>,
     pub(crate) previous: Option<CpuCounters>,
 }
 
+impl std::fmt::Debug for StatsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsReader")
+            .field("service", &self.service)
+            .field("container", &self.container)
+            .field("streaming", &self.stream.is_some())
+            .finish()
+    }
+}
+
 impl StatsReader {
-    /// The container's memory now and its CPU since the previous reading.
+    /// The container's next sample: its memory and its CPU since the
+    /// previous one. Waits for the daemon's next publication (up to about
+    /// a second); cancel-safe.
     pub async fn read(&mut self) -> Result<ContainerStats, OrchestratorError> {
-        let options = StatsOptionsBuilder::new()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let read = self
-            .client
-            .stats(&self.container, Some(options))
-            .next()
-            .await;
-        let response = match read {
+        let fail = |reader: &StatsReader, reason: String| OrchestratorError::ReadStats {
+            service: reader.service.clone(),
+            container: reader.container.clone(),
+            reason,
+        };
+        let stream = self.stream.get_or_insert_with(|| {
+            let options = StatsOptionsBuilder::new().stream(true).build();
+            Box::pin(self.client.stats(&self.container, Some(options)))
+        });
+        let response = match stream.next().await {
             Some(Ok(response)) => response,
             Some(Err(source)) => {
-                return Err(OrchestratorError::ReadStats {
-                    service: self.service.clone(),
-                    container: self.container.clone(),
-                    reason: source.to_string(),
-                });
+                // Opened again on the next read.
+                self.stream = None;
+                return Err(fail(self, source.to_string()));
             }
             None => {
-                return Err(OrchestratorError::ReadStats {
-                    service: self.service.clone(),
-                    container: self.container.clone(),
-                    reason: "the daemon sent no stats".to_owned(),
-                });
+                self.stream = None;
+                return Err(fail(self, "the daemon ended the stats stream".to_owned()));
             }
         };
         let current = response.cpu_stats.as_ref().and_then(cpu_counters);
-        let cpu_percent = match (&self.previous, &current) {
-            (Some(previous), Some(current)) => Some(cpu_percent(previous, current)),
-            _ => None,
-        };
+        // The daemon's previous sample, else ours (a reopened stream's first).
+        let previous = response
+            .precpu_stats
+            .as_ref()
+            .and_then(cpu_counters)
+            .or(self.previous);
+        let cpu_percent = previous
+            .zip(current)
+            .map(|(previous, current)| cpu_percent(&previous, &current));
         if current.is_some() {
             self.previous = current;
         }
@@ -118,9 +139,12 @@ pub(crate) fn cpu_counters(cpu: &ContainerCpuStats) -> Option<CpuCounters> {
             .as_ref()
             .map_or(0, |per_cpu| u32::try_from(per_cpu.len()).unwrap_or(0)),
     };
+    // A stream's first sample has an empty (zeroed) `precpu_stats`: a delta
+    // from it would be the container's whole life over the host's uptime.
+    let system_usage = cpu.system_cpu_usage.filter(|&n| n > 0)?;
     Some(CpuCounters {
         total_usage: usage.total_usage?,
-        system_usage: cpu.system_cpu_usage?,
+        system_usage,
         online_cpus,
     })
 }
@@ -214,8 +238,14 @@ mod tests {
         );
         assert_eq!(memory_in_use(&memory(100, &[])), Some(100));
         assert_eq!(memory_in_use(&ContainerMemoryStats::default()), None);
-        // The first one-shot reading has an empty precpu: no counters.
+        // A stream's first sample has an empty or zeroed precpu: no counters.
         assert_eq!(cpu_counters(&ContainerCpuStats::default()), None);
+        let zeroed: ContainerCpuStats = serde_json::from_value(serde_json::json!({
+            "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+            "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}
+        }))
+        .expect("precpu");
+        assert_eq!(cpu_counters(&zeroed), None);
         let at = |total_usage, system_usage| CpuCounters {
             total_usage,
             system_usage,
