@@ -49,13 +49,12 @@ pub trait Probe: Send {
 
 /// A running sampler; [`Sampler::finish`] stops it and returns what it read.
 /// Dropped unfinished, its task is aborted.
-#[derive(Debug)]
 pub struct Sampler {
     shared: Arc<Shared>,
     source: String,
     interval: Duration,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    task: Option<JoinHandle<Box<dyn Probe>>>,
 }
 
 #[derive(Debug)]
@@ -132,14 +131,19 @@ impl Sampler {
         }
     }
 
-    /// Stops the sampling (a read in flight is abandoned) and returns what
-    /// was read.
+    /// Stops the sampling (a read in flight is abandoned), takes one last
+    /// reading, so that even a scenario shorter than the interval has one
+    /// after its start, and returns what was read.
     pub async fn finish(mut self) -> Recording {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        if let Some(task) = self.task.take()
+            && let Ok(mut probe) = task.await
+        {
+            let t_s = self.shared.since_origin_s();
+            let read = tokio::time::timeout(READ_TIMEOUT, probe.read()).await;
+            self.shared.state().record(t_s, read, probe.as_ref());
         }
         let end_s = self.shared.since_origin_s();
         let state = std::mem::take(&mut *self.shared.state());
@@ -162,6 +166,16 @@ impl Sampler {
     }
 }
 
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("source", &self.source)
+            .field("interval", &self.interval)
+            .field("running", &self.task.is_some())
+            .finish()
+    }
+}
+
 impl Drop for Sampler {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
@@ -175,44 +189,50 @@ async fn sample_loop(
     shared: Arc<Shared>,
     interval: Duration,
     mut stopped: oneshot::Receiver<()>,
-) {
+) -> Box<dyn Probe> {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
-            _ = &mut stopped => return,
+            _ = &mut stopped => return probe,
             _ = tick.tick() => {}
             () = shared.wake.notified() => tick.reset(),
         }
         let t_s = shared.since_origin_s();
         let read = tokio::select! {
             biased;
-            _ = &mut stopped => return,
+            _ = &mut stopped => return probe,
             read = tokio::time::timeout(READ_TIMEOUT, probe.read()) => read,
         };
-        let mut state = shared.state();
-        let failed = match read {
+        shared.state().record(t_s, read, probe.as_ref());
+    }
+}
+
+impl State {
+    /// A reading taken at `t_s`, or its failure.
+    fn record(
+        &mut self,
+        t_s: f64,
+        read: Result<Result<Reading, String>, tokio::time::error::Elapsed>,
+        probe: &dyn Probe,
+    ) {
+        let why = match read {
             Ok(Ok(reading)) => {
-                state.samples.push(UsageSample {
+                self.samples.push(UsageSample {
                     t_s,
                     memory_bytes: reading.memory_bytes,
                     cpu_percent: reading.cpu_percent,
                 });
-                None
+                return;
             }
-            Ok(Err(why)) => Some(why),
-            Err(_) => Some(format!(
-                "no reading within {} s",
-                READ_TIMEOUT.as_secs_f64()
-            )),
+            Ok(Err(why)) => why,
+            Err(_) => format!("no reading within {} s", READ_TIMEOUT.as_secs_f64()),
         };
-        if let Some(why) = failed {
-            if state.first_error.is_none() {
-                tracing::debug!(source = %probe.source(), "telemetry read failed: {why}");
-                state.first_error = Some(why);
-            }
-            state.n_errors += 1;
+        if self.first_error.is_none() {
+            tracing::debug!(source = %probe.source(), "telemetry read failed: {why}");
+            self.first_error = Some(why);
         }
+        self.n_errors += 1;
     }
 }

@@ -103,3 +103,19 @@ async fn a_child_process_is_read_through_proc() {
     let peak = telemetry.scenarios[0].memory_peak_bytes.expect("VmRSS");
     assert!(peak > 100 * 1024, "{peak}");
 }
+
+#[tokio::test]
+async fn a_scenario_shorter_than_the_interval_still_has_a_reading() {
+    let sampler = Sampler::start(
+        Box::new(Growing(Arc::new(AtomicU64::new(0)))),
+        Duration::from_secs(3600),
+    );
+    // Let the first reading (at once) happen, then a scenario of no time.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    sampler.scenario_started("instant");
+    sampler.scenario_ended("instant");
+    let telemetry = sampler.finish().await.into_telemetry(ModelSize::default());
+    let instant = &telemetry.scenarios[0];
+    assert_eq!(instant.n_samples, 1, "{instant:?}");
+    assert!(instant.memory_peak_bytes.is_some(), "{instant:?}");
+}
