@@ -157,4 +157,14 @@ fn run_reads_the_containers_memory_and_the_models_size() {
     assert_eq!(hf["kind"], "hf_cache", "{hf}");
     let snapshot = snapshot.display().to_string();
     assert_eq!(hf["path"].as_str(), Some(snapshot.as_str()), "{hf}");
+
+    // The reports' comparison tables show both beside the latencies.
+    let markdown = std::fs::read_to_string(run_dir.join("report.md")).expect("report.md");
+    assert!(
+        markdown.contains("| model size | 6.0 KiB | 5.0 KiB |"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("| runtime memory peak |"), "{markdown}");
+    let html = std::fs::read_to_string(run_dir.join("report.html")).expect("report.html");
+    assert!(html.contains("sim-gguf: runtime memory"), "{html}");
 }
