@@ -81,7 +81,9 @@ pub async fn run(
             break;
         }
         tracing::info!(scenario = %scenario.name, "running");
+        sink.scenario_started(&scenario.name);
         let result = run_scenario(engine, scenario, sink, options, cancel).await;
+        sink.scenario_ended(&scenario.name);
         let why = result.stopped.clone();
         results.push(result);
         if let Some(why) = why {

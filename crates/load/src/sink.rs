@@ -16,6 +16,14 @@ use crate::LoadError;
 pub trait RecordSink: Send {
     /// Stores one record. An error is reported once and the run goes on.
     fn write(&mut self, record: &RequestRecord) -> std::io::Result<()>;
+
+    /// [`run`](crate::run) is about to run the scenario `name` (its
+    /// calibration, then its requests): where a caller marks the start of
+    /// what it samples beside the load. Nothing by default.
+    fn scenario_started(&mut self, _name: &str) {}
+
+    /// The scenario `name` ended (its last request, or its early stop).
+    fn scenario_ended(&mut self, _name: &str) {}
 }
 
 /// Discards records (when only aggregates are wanted).

@@ -30,6 +30,7 @@ use crate::compose::{ComposeProject, InferenceService, Service};
 use crate::container::Existing;
 use crate::create_body::health_host_port;
 use crate::mask;
+use crate::model_files::ModelFiles;
 pub(crate) use crate::redact::service_redactor;
 pub(crate) use crate::running::RunningService;
 use crate::sweep::StoppedContainer;
@@ -371,6 +372,7 @@ impl Docker {
                 env_names: Vec::new(),
                 config_hash: definition.config_hash.clone(),
             },
+            model_files: ModelFiles::default(),
             done: false,
         };
         *running
@@ -410,6 +412,11 @@ impl Docker {
         let Some(config) = inspect.config else {
             return;
         };
+        running.model_files = ModelFiles::from_inspect(
+            config.entrypoint.as_deref().unwrap_or_default(),
+            config.cmd.as_deref().unwrap_or_default(),
+            inspect.mounts.as_deref().unwrap_or_default(),
+        );
         // Interpolated by then: variables are shown as written, secret
         // flags' values and environment values masked.
         let env = config.env.unwrap_or_default();

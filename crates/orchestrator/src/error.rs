@@ -171,6 +171,14 @@ pub enum OrchestratorError {
         source: bollard::errors::Error,
     },
 
+    /// Reading the engine container's stats (memory, CPU) for telemetry.
+    #[error("service {service}: cannot read the stats of container {container}: {reason}")]
+    ReadStats {
+        service: String,
+        container: String,
+        reason: String,
+    },
+
     /// The container exited before it became healthy.
     #[error("service {service}: container {container} exited with code {exit_code} before it became healthy{}", log_tail_text(.log_tail))]
     ExitedBeforeHealthy {

@@ -47,9 +47,11 @@ mod hash;
 mod health;
 mod image_ref;
 mod mask;
+mod model_files;
 mod redact;
 mod resources;
 mod running;
+mod stats;
 mod sweep;
 
 pub use compose::{
@@ -62,5 +64,7 @@ pub use docker::{COMPOSE_VERSION_LABEL, Docker, Provenance, StartOptions};
 pub use emergency::EmergencyStop;
 pub use error::OrchestratorError;
 pub use health::{HealthOptions, StartupCost};
+pub use model_files::{ContainerMount, ContainerMountKind, ModelFiles};
 pub use running::RunningService;
+pub use stats::{ContainerStats, StatsReader};
 pub use sweep::{RestoreOutcome, StoppedContainer};

@@ -22,7 +22,9 @@ use crate::docker::{LOG_TAIL_LINES, Provenance, is_not_found};
 use crate::health::{
     self, ContainerState, GateFailure, GateTarget, HealthOptions, ProbeAnswer, StartupCost,
 };
+use crate::model_files::ModelFiles;
 use crate::redact::Redactor;
+use crate::stats::StatsReader;
 
 /// A started inference container. Stop it with [`RunningService::stop`];
 /// dropping it stops (and, unless `keep`, removes) it as well.
@@ -48,6 +50,8 @@ pub struct RunningService {
     pub(crate) create_time: Duration,
     pub(crate) start_time: Duration,
     pub(crate) provenance: Provenance,
+    /// What the container runs and mounts, for finding its model's files.
+    pub(crate) model_files: ModelFiles,
     /// Set once stopped: the drop guard then has nothing to do.
     pub(crate) done: bool,
 }
@@ -133,6 +137,24 @@ impl RunningService {
     /// Image, command, environment names and config hash of the container.
     pub fn provenance(&self) -> &Provenance {
         &self.provenance
+    }
+
+    /// The container's effective command and mounts, as the daemon reports
+    /// them (empty when the inspect after the start failed).
+    pub fn model_files(&self) -> &ModelFiles {
+        &self.model_files
+    }
+
+    /// A reader of the container's memory and CPU (Docker's stats API),
+    /// for telemetry; it holds its own handle of the client.
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader {
+            client: self.client.clone(),
+            service: self.service.clone(),
+            container: self.container_id.clone(),
+            stream: None,
+            previous: None,
+        }
     }
 
     /// Waits until the health path answers 200. Fails within about a

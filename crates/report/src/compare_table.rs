@@ -4,6 +4,10 @@
 
 use spark_results::{Distribution, EngineRun, ScenarioResult, SuiteResults};
 
+mod telemetry;
+
+pub use telemetry::unavailable as telemetry_unavailable;
+
 /// Which way a metric improves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Better {
@@ -22,6 +26,8 @@ pub enum Format {
     TwoDecimals,
     /// A whole number (counts).
     Count,
+    /// Bytes in binary units (`5.2 MiB`, `17.3 GiB`).
+    Bytes,
 }
 
 impl Format {
@@ -31,6 +37,7 @@ impl Format {
             Format::OneDecimal => format!("{value:.1}"),
             Format::TwoDecimals => format!("{value:.2}"),
             Format::Count => format!("{value:.0}"),
+            Format::Bytes => telemetry::format_bytes(value),
         }
     }
 }
@@ -106,10 +113,16 @@ impl Row {
     /// The row's name as the reports print it: `TTFT p50 (ms)`, with
     /// `, tie` where two or more engines have a value and none leads.
     pub fn label(&self) -> String {
-        if self.is_tie() {
-            format!("{} ({}), tie", self.metric, self.unit)
+        // A unit-less row (sizes print their own unit) has no parentheses.
+        let unit = if self.unit.is_empty() {
+            String::new()
         } else {
-            format!("{} ({})", self.metric, self.unit)
+            format!(" ({})", self.unit)
+        };
+        if self.is_tie() {
+            format!("{}{unit}, tie", self.metric)
+        } else {
+            format!("{}{unit}", self.metric)
         }
     }
 
@@ -194,7 +207,14 @@ pub fn tables(suite: &SuiteResults) -> Vec<Table> {
             .next()
             .map(|scenario| scenario_title(scenario))
             .unwrap_or_else(|| name.clone());
-        let rows = scenario_rows(&scenarios)
+        let mut rows = scenario_rows(&scenarios);
+        // Memory and CPU beside the throughputs, before the failures.
+        let at = rows
+            .iter()
+            .position(|row| row.metric == "failed")
+            .unwrap_or(rows.len());
+        rows.splice(at..at, telemetry::usage_rows(suite, &name));
+        let rows = rows
             .into_iter()
             .filter(|row| row.cells.iter().any(Option::is_some))
             .collect();
@@ -234,6 +254,7 @@ fn startup_table(suite: &SuiteResults, columns: &[String]) -> Table {
                 Format::TwoDecimals,
                 startup(|cost| cost.healthy_s),
             ),
+            telemetry::model_size_row(suite),
         ]
         .into_iter()
         .filter(|row| row.cells.iter().any(Option::is_some))

@@ -29,6 +29,7 @@ fn text_report() {
             ├─────────────────────┼──────────┼────────────┼────────┤
             │ port open (s)       │  6.25 🏆 │      15.12 │    N/A │
             │ time to healthy (s) │ 12.50 🏆 │      30.25 │    N/A │
+            │ model size          │ 13.6 GiB │        N/A │    N/A │
             └─────────────────────┴──────────┴────────────┴────────┘
 
             throughput: 64 requests, concurrency 16, 1024 → 256 tokens
@@ -47,6 +48,8 @@ fn text_report() {
             │ prompt p50 (tok/s)        │    18600.0 🏆 │       4650.0 │    N/A │
             │ output throughput (tok/s) │     1638.4 🏆 │        409.6 │    N/A │
             │ requests (req/s)          │       6.40 🏆 │         1.60 │    N/A │
+            │ runtime memory peak       │      17.7 GiB │          N/A │    N/A │
+            │ CPU mean (% of a core)    │          99.5 │          N/A │    N/A │
             │ failed (req), tie         │             0 │            0 │    N/A │
             └───────────────────────────┴───────────────┴──────────────┴────────┘
 
@@ -75,6 +78,8 @@ fn text_report() {
             What could not be guaranteed
               - bf16-dense / long-context-32k: 3 requests returned fewer tokens than asked
               - bf16-dense / long-context-32k: input clamped to 16284 tokens: max_model_len 16384 − max_tokens 100
+              - runtime memory and CPU N/A for bf16-dense: docker stats: the daemon refused
+              - model size N/A for bf16-dense: the model /models/bf16 is inside the image (no mount covers it)
 
             Provenance
               fp8-moe (vllm):
@@ -99,6 +104,8 @@ fn text_report() {
               output throughput and req/s: successful output tokens and requests over the scenario's wall time
               token counts: the engine's usage; counted chunks when it sent none (flagged)
               time to healthy: from creating the container to the first 200 from its health path
+              model size: the model's files on disk, found from the service's command and mounts (a GGUF, a model directory, a Hugging Face snapshot's blobs, each file once)
+              runtime memory peak: the highest sample in the scenario of the engine container's memory as docker stats shows it (usage less the inactive page cache), or of a local process's resident set; sampled every 500 ms (Docker publishes once a second); CPU mean: 100 % is one core
               percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario
               mean ± sd: the mean over the successful requests and their population standard deviation (a one-at-a-time scenario's requests are its iterations)
               winner (the trophy): the best value, only where it leads the next by more than the standard deviations of both (by 5 % on rows without one: throughputs, counts); otherwise the row says tie
@@ -134,6 +141,7 @@ fn markdown_report() {
             | --- | ---: | ---: | ---: |
             | port open (s) | **6.25** 🏆 | 15.12 | N/A |
             | time to healthy (s) | **12.50** 🏆 | 30.25 | N/A |
+            | model size | 13.6 GiB | N/A | N/A |
 
             ## throughput: 64 requests, concurrency 16, 1024 → 256 tokens
 
@@ -151,6 +159,8 @@ fn markdown_report() {
             | prompt p50 (tok/s) | **18600.0** 🏆 | 4650.0 | N/A |
             | output throughput (tok/s) | **1638.4** 🏆 | 409.6 | N/A |
             | requests (req/s) | **6.40** 🏆 | 1.60 | N/A |
+            | runtime memory peak | 17.7 GiB | N/A | N/A |
+            | CPU mean (% of a core) | 99.5 | N/A | N/A |
             | failed (req), tie | 0 | 0 | N/A |
 
             ## long-context-32k: 64 requests, concurrency 16, 1024 → 256 tokens
@@ -179,6 +189,8 @@ fn markdown_report() {
 
             - bf16-dense / long-context-32k: 3 requests returned fewer tokens than asked
             - bf16-dense / long-context-32k: input clamped to 16284 tokens: max\_model\_len 16384 − max\_tokens 100
+            - runtime memory and CPU N/A for bf16-dense: docker stats: the daemon refused
+            - model size N/A for bf16-dense: the model /models/bf16 is inside the image (no mount covers it)
 
             ## Metric definitions
 
@@ -190,6 +202,8 @@ fn markdown_report() {
             - output throughput and req/s: successful output tokens and requests over the scenario's wall time
             - token counts: the engine's usage; counted chunks when it sent none (flagged)
             - time to healthy: from creating the container to the first 200 from its health path
+            - model size: the model's files on disk, found from the service's command and mounts (a GGUF, a model directory, a Hugging Face snapshot's blobs, each file once)
+            - runtime memory peak: the highest sample in the scenario of the engine container's memory as docker stats shows it (usage less the inactive page cache), or of a local process's resident set; sampled every 500 ms (Docker publishes once a second); CPU mean: 100 % is one core
             - percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario
             - mean ± sd: the mean over the successful requests and their population standard deviation (a one-at-a-time scenario's requests are its iterations)
             - winner (the trophy): the best value, only where it leads the next by more than the standard deviations of both (by 5 % on rows without one: throughputs, counts); otherwise the row says tie
@@ -467,4 +481,30 @@ fn honest_statistics_of_a_few_iterations_in_every_renderer() {
         ),
         (Some(3), Some(190.0), Some(26.0), Some(221.0))
     );
+}
+
+#[test]
+fn telemetry_is_in_every_renderer_and_its_na_reason_is_said_once() {
+    let mut suite = common::suite();
+    // A second engine that read nothing for the same reason.
+    suite.engines[2].telemetry = suite.engines[1].telemetry.clone();
+    let text = render::text::render(&suite, TextStyle { color: false });
+    let markdown = render::markdown::render(&suite);
+    let html = render::html::render(&suite);
+    for report in [&text, &markdown, &html] {
+        assert!(report.contains("model size"), "{report}");
+        assert!(report.contains("runtime memory peak"), "{report}");
+        assert!(report.contains("17.7 GiB"), "{report}");
+        assert_eq!(report.matches("the daemon refused").count(), 1, "{report}");
+        assert!(
+            report.contains("runtime memory and CPU N/A for bf16-dense, crashy"),
+            "{report}"
+        );
+    }
+    let json = render::json(&suite);
+    assert!(json.contains("\"memory_peak_bytes\""), "{json}");
+    // The HTML charts memory over the turn, each scenario's start marked.
+    assert!(html.contains("fp8-moe: runtime memory"), "{html}");
+    assert!(html.contains("throughput starts at 10.0 s"), "{html}");
+    assert!(!html.contains("bf16-dense: runtime memory"), "{html}");
 }

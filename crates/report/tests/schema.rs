@@ -124,3 +124,24 @@ fn the_schema_knows_the_engines_own_figures() {
     let errors = errors(&schema(), &json);
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+#[test]
+fn the_schema_knows_the_telemetry() {
+    let mut suite = common::suite();
+    suite.engines[0].telemetry = Some(common::telemetry(&["warmup", "throughput"], 4.0));
+    suite.engines[1].telemetry = Some(spark_results::EngineTelemetry {
+        unavailable: Some("docker stats: no such container".to_owned()),
+        model_size: spark_results::ModelSize::unavailable("the model /m.gguf is inside the image"),
+        ..Default::default()
+    });
+    let json: serde_json::Value = serde_json::from_str(&render::json(&suite)).expect("JSON");
+    let errors = errors(&schema(), &json);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // Files written before telemetry (no `telemetry` key) still read.
+    let mut old = json.clone();
+    for engine in old["engines"].as_array_mut().expect("engines") {
+        engine.as_object_mut().expect("engine").remove("telemetry");
+    }
+    let old: spark_results::SuiteResults = serde_json::from_value(old).expect("old shape");
+    assert!(old.engines.iter().all(|e| e.telemetry.is_none()));
+}

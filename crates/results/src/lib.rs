@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 
 mod engine;
 mod suite;
+mod telemetry;
 
 pub use engine::{EngineCounters, EngineTimings, EngineTimingsAggregate};
+pub use telemetry::{EngineTelemetry, ModelSize, ScenarioUsage, UsageSample};
 
 // `OpenLoopAggregate` is defined below, beside `ScenarioAggregate`.
 pub use suite::{

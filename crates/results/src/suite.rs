@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::RunResults;
+use crate::{EngineTelemetry, RunResults};
 
 /// Version of the JSON shape of [`SuiteResults`].
 pub const SUITE_SCHEMA_VERSION: u32 = 1;
@@ -87,6 +87,10 @@ pub struct EngineRun {
     pub provenance: Option<Provenance>,
     /// The scenarios' results; `null` when the engine never became healthy.
     pub results: Option<RunResults>,
+    /// Runtime memory, CPU and model size; absent in files written before
+    /// spark-perf read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<EngineTelemetry>,
 }
 
 impl EngineRun {

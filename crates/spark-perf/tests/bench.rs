@@ -131,6 +131,20 @@ fn bench_measures_an_engine_that_is_already_up() {
     );
     assert!(dir.join("report.md").is_file() && dir.join("report.html").is_file());
 
+    // Without --pid, runtime memory is N/A, and why, once.
+    let telemetry = &engine["telemetry"];
+    assert!(
+        telemetry["unavailable"]
+            .as_str()
+            .is_some_and(|why| why.contains("--pid")),
+        "{telemetry}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("report.md"))
+            .expect("report.md")
+            .contains("runtime memory and CPU N/A for sim")
+    );
+
     // A second bench into the same directory would overwrite the first.
     let again = bench(&sim, &dir, &[]);
     assert_eq!(again.status.code(), Some(2));
@@ -224,4 +238,31 @@ fn json_with_a_baseline_stays_one_json_document() {
         .position(|t| t.ends_with('%'))
         .expect("a change column");
     assert!(tokens[change + 1].parse::<f64>().is_ok(), "{ttft}");
+}
+
+#[test]
+fn bench_with_a_pid_samples_the_engines_process() {
+    let sim = Sim::start();
+    let tmp = TempDir::new("bench-pid");
+    let dir = tmp.0.join("bench");
+    let pid = sim.child.id().to_string();
+    let output = bench(&sim, &dir, &["--pid", &pid]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let suite = json_file(&dir.join("results.json"));
+    let telemetry = &suite["engines"][0]["telemetry"];
+    assert_eq!(telemetry["source"], format!("/proc/{pid}"), "{telemetry}");
+    let latency = telemetry["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .find(|s| s["name"] == "latency")
+        .expect("latency")
+        .clone();
+    // The spark-sim process's resident set: megabytes.
+    let peak = latency["memory_peak_bytes"].as_u64().expect("peak");
+    assert!((1 << 20..1 << 30).contains(&peak), "{latency}");
 }

@@ -89,6 +89,18 @@ fn demo_measures_three_simulated_engines_and_writes_every_report() {
             .expect("time to healthy");
         // spark-sim is told to load for 1 s.
         assert!(healthy >= 1.0, "{engine}");
+        // Its process's memory during each scenario, from /proc.
+        let telemetry = &engine["telemetry"];
+        assert!(
+            telemetry["source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("/proc/")),
+            "{telemetry}"
+        );
+        for scenario in telemetry["scenarios"].as_array().expect("scenarios") {
+            let peak = scenario["memory_peak_bytes"].as_u64().expect("peak");
+            assert!((1 << 20..1 << 30).contains(&peak), "{scenario}");
+        }
     }
 
     check_report_and_compare(run, &results);

@@ -209,6 +209,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
                     scenarios: vec![warmup, scenario],
                     stopped: None,
                 }),
+                telemetry: None,
             },
             EngineRun {
                 service: "crashy".to_owned(),
@@ -221,6 +222,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
                 startup: None,
                 provenance: None,
                 results: None,
+                telemetry: None,
             },
         ],
     }

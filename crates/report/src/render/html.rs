@@ -99,6 +99,7 @@ pub fn render_with_trends(suite: &SuiteResults, trends: &[super::trends::Trend])
         out.push_str("</tbody></table>\n");
     }
     charts(&mut out, suite);
+    memory_charts(&mut out, suite);
     out.push_str(&super::trends::section(trends));
     let failed = failures(suite);
     if !failed.is_empty() {
@@ -322,5 +323,69 @@ fn series(
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             (!points.is_empty()).then(|| (engine.service.clone(), points))
         })
+        .collect()
+}
+
+/// The most points a timeline draws; longer series keep each bucket's peak.
+const MAX_TIMELINE_POINTS: usize = 600;
+
+/// One chart per engine of its memory over its turn, the scenarios' starts
+/// marked; engines without samples have none (their N/A reason is among the
+/// flags).
+fn memory_charts(out: &mut String, suite: &SuiteResults) {
+    let mut charts = Vec::new();
+    for engine in &suite.engines {
+        let Some(telemetry) = &engine.telemetry else {
+            continue;
+        };
+        let points: Vec<(f64, f64)> = telemetry
+            .samples
+            .iter()
+            .filter_map(|s| Some((s.t_s, s.memory_bytes? as f64)))
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let peak = points.iter().map(|p| p.1).fold(0.0, f64::max);
+        let (unit, scale) = if peak >= f64::from(1u32 << 30) {
+            ("GiB", f64::from(1u32 << 30))
+        } else {
+            ("MiB", f64::from(1u32 << 20))
+        };
+        let points: Vec<(f64, f64)> = peaks(&points, MAX_TIMELINE_POINTS)
+            .into_iter()
+            .map(|(t, v)| (t, v / scale))
+            .collect();
+        let marks: Vec<(f64, String)> = telemetry
+            .scenarios
+            .iter()
+            .map(|s| (s.start_s, s.name.clone()))
+            .collect();
+        charts.push(svg::timeline(
+            &format!("{}: runtime memory", engine.service),
+            unit,
+            &points,
+            &marks,
+        ));
+    }
+    if !charts.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h3>runtime memory over the run</h3>\n<div class=\"charts\">{}</div>",
+            charts.concat()
+        );
+    }
+}
+
+/// At most `max` points: consecutive buckets, each its peak (so a spike is
+/// never averaged away).
+fn peaks(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max {
+        return points.to_vec();
+    }
+    let per_bucket = points.len().div_ceil(max);
+    points
+        .chunks(per_bucket)
+        .filter_map(|chunk| chunk.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)))
         .collect()
 }

@@ -21,6 +21,8 @@ pub const METRIC_DEFINITIONS: &[&str] = &[
     "output throughput and req/s: successful output tokens and requests over the scenario's wall time",
     "token counts: the engine's usage; counted chunks when it sent none (flagged)",
     "time to healthy: from creating the container to the first 200 from its health path",
+    "model size: the model's files on disk, found from the service's command and mounts (a GGUF, a model directory, a Hugging Face snapshot's blobs, each file once)",
+    "runtime memory peak: the highest sample in the scenario of the engine container's memory as docker stats shows it (usage less the inactive page cache), or of a local process's resident set; sampled every 500 ms (Docker publishes once a second); CPU mean: 100 % is one core",
     "percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario",
     "mean ± sd: the mean over the successful requests and their population standard deviation (a one-at-a-time scenario's requests are its iterations)",
     "winner (the trophy): the best value, only where it leads the next by more than the standard deviations of both (by 5 % on rows without one: throughputs, counts); otherwise the row says tie",
@@ -130,6 +132,7 @@ pub fn flags(suite: &SuiteResults) -> Vec<String> {
             }
         }
     }
+    flags.extend(crate::compare_table::telemetry_unavailable(suite));
     flags
 }
 

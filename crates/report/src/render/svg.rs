@@ -1,7 +1,8 @@
-//! Small SVG chart builders for the HTML report: bars, ranges and lines.
+//! Small SVG chart builders for the HTML report: bars, ranges, lines and
+//! a timeline with marked boundaries.
 //!
 //! Hand-written rather than a plotting crate because the report must be one
-//! self-contained file with no scripts or fonts fetched, and these three
+//! self-contained file with no scripts or fonts fetched, and these few
 //! chart shapes are all it needs.
 
 use std::fmt::Write as _;
@@ -212,6 +213,90 @@ pub fn lines(
             escape(name)
         );
     }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// One line over time, `(seconds, value)`, with a dashed mark and a label
+/// at each `(seconds, name)` boundary: an engine's memory over its turn,
+/// its scenarios marked where they start.
+pub fn timeline(
+    title: &str,
+    y_unit: &str,
+    points: &[(f64, f64)],
+    marks: &[(f64, String)],
+) -> String {
+    // The scenarios' names sit in a band of staggered rows above the plot.
+    const LABEL_ROWS: usize = 4;
+    const LABEL_ROW_H: f64 = 13.0;
+    let band_top = 40.0;
+    let height = 290.0;
+    let (top, bottom, left, right) = (
+        band_top + LABEL_ROWS as f64 * LABEL_ROW_H + 8.0,
+        36.0,
+        70.0,
+        20.0,
+    );
+    let plot_w = WIDTH - left - right;
+    let plot_h = height - top - bottom;
+    let last_mark = marks.iter().map(|m| m.0).fold(0.0, f64::max);
+    let max_x = nice_max(points.iter().map(|p| p.0).fold(last_mark, f64::max));
+    let max_y = nice_max(points.iter().map(|p| p.1).fold(0.0, f64::max));
+    let sx = |v: f64| left + v.max(0.0) / max_x * plot_w;
+    let sy = |v: f64| top + plot_h - v / max_y * plot_h;
+    let mut svg = open(title, height);
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#888"/><line x1="{left}" y1="{top}" x2="{left}" y2="{:.1}" stroke="#888"/><text x="{:.1}" y="{:.1}" text-anchor="end" class="axis">{} s</text><text x="{:.1}" y="{:.1}" text-anchor="end" class="axis">{} {}</text><text x="{left}" y="{:.1}" class="axis">0</text>"##,
+        top + plot_h,
+        left + plot_w,
+        top + plot_h,
+        top + plot_h,
+        left + plot_w,
+        height - 12.0,
+        label(max_x),
+        left - 6.0,
+        top + 4.0,
+        label(max_y),
+        escape(y_unit),
+        height - 12.0,
+    );
+    // Where each label row is free again: a name that would overlap the
+    // previous one in its row goes to the next row, or (all rows taken)
+    // keeps only its mark and tooltip.
+    let mut row_free_at = [f64::NEG_INFINITY; LABEL_ROWS];
+    for (at_s, name) in marks {
+        let x = sx(*at_s);
+        let _ = write!(
+            svg,
+            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="#999" stroke-dasharray="4 3"><title>{} starts at {} s</title></line>"##,
+            top + plot_h,
+            escape(name),
+            label(*at_s),
+        );
+        let width = name.chars().count() as f64 * 6.8 + 6.0;
+        if let Some(row) = row_free_at.iter().position(|&free| x >= free) {
+            row_free_at[row] = x + width;
+            let y = band_top + (row + 1) as f64 * LABEL_ROW_H;
+            let _ = write!(
+                svg,
+                r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{top}" stroke="#ddd"/><text x="{:.1}" y="{y:.1}" class="axis">{}</text>"##,
+                y + 2.0,
+                x + 2.0,
+                escape(name)
+            );
+        }
+    }
+    let path: Vec<String> = points
+        .iter()
+        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+        .collect();
+    let _ = write!(
+        svg,
+        r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+        PALETTE[0],
+        path.join(" ")
+    );
     svg.push_str("</svg>");
     svg
 }

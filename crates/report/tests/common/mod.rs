@@ -117,6 +117,7 @@ fn engine(service: &str, speed: f64, healthy_s: f64) -> EngineRun {
             engine_version: Some("0.11.0".to_owned()),
         }),
         results: Some(results),
+        telemetry: None,
     }
 }
 
@@ -131,8 +132,21 @@ pub(crate) fn suite() -> SuiteResults {
         source: "compose/sim.yml (project sim)".to_owned(),
         displaced: Vec::new(),
         engines: vec![
-            engine("fp8-moe", 2.0, 12.5),
-            engine("bf16-dense", 0.5, 30.25),
+            EngineRun {
+                telemetry: Some(telemetry(&["warmup", "throughput"], 17.0)),
+                ..engine("fp8-moe", 2.0, 12.5)
+            },
+            EngineRun {
+                // Read nothing: the reason is said once, not per row.
+                telemetry: Some(spark_results::EngineTelemetry {
+                    unavailable: Some("docker stats: the daemon refused".to_owned()),
+                    model_size: spark_results::ModelSize::unavailable(
+                        "the model /models/bf16 is inside the image (no mount covers it)",
+                    ),
+                    ..Default::default()
+                }),
+                ..engine("bf16-dense", 0.5, 30.25)
+            },
             EngineRun {
                 service: "crashy".to_owned(),
                 flavor: "vllm".to_owned(),
@@ -145,7 +159,52 @@ pub(crate) fn suite() -> SuiteResults {
                 startup: None,
                 provenance: None,
                 results: None,
+                telemetry: None,
             },
         ],
+    }
+}
+
+/// Telemetry of an engine whose container was read every 500 ms over its
+/// scenarios (`names`), memory growing from `base_gib`, and its GGUF found.
+#[allow(dead_code)] // not every test binary uses every fixture
+pub(crate) fn telemetry(names: &[&str], base_gib: f64) -> spark_results::EngineTelemetry {
+    use spark_results::{EngineTelemetry, ModelSize, ScenarioUsage, UsageSample};
+    let gib = |x: f64| (x * (1u64 << 30) as f64) as u64;
+    let mut samples = Vec::new();
+    let mut scenarios = Vec::new();
+    for (idx, name) in names.iter().enumerate() {
+        let start_s = idx as f64 * 10.0;
+        for step in 0..20 {
+            let t_s = start_s + f64::from(step) * 0.5;
+            samples.push(UsageSample {
+                t_s,
+                memory_bytes: Some(gib(base_gib + idx as f64 * 0.5 + f64::from(step) * 0.01)),
+                cpu_percent: (t_s > 0.0).then_some(90.0 + f64::from(step)),
+            });
+        }
+        scenarios.push(ScenarioUsage {
+            name: (*name).to_owned(),
+            start_s,
+            end_s: start_s + 9.5,
+            n_samples: 20,
+            memory_peak_bytes: Some(gib(base_gib + idx as f64 * 0.5 + 0.19)),
+            memory_mean_bytes: Some(gib(base_gib + idx as f64 * 0.5 + 0.095)),
+            cpu_peak_percent: Some(109.0),
+            cpu_mean_percent: Some(99.5),
+        });
+    }
+    EngineTelemetry {
+        source: Some("docker stats".to_owned()),
+        unavailable: None,
+        interval_ms: 500,
+        scenarios,
+        samples,
+        model_size: ModelSize {
+            bytes: Some(gib(base_gib * 0.8)),
+            path: Some("/srv/models/model.gguf".to_owned()),
+            kind: Some("gguf".to_owned()),
+            unavailable: None,
+        },
     }
 }

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use spark_load::scenario::{self, Overrides};
 use spark_load::{Engine, EngineConfig, RunOptions, Timeouts};
-use spark_results::{Endpoint, EngineOutcome, EngineRun, Provenance};
+use spark_results::{Endpoint, EngineOutcome, EngineRun, ModelSize, Provenance};
 
 use super::flow::{self, SuiteWriter};
+use super::telemetry::{Target, Telemetry};
 
 /// Options of `spark-perf bench`.
 ///
@@ -21,6 +22,7 @@ use super::flow::{self, SuiteWriter};
 ///   spark-perf bench --url http://127.0.0.1:8000
 ///   spark-perf bench --url http://gpu-box:8000 --api-key-env VLLM_API_KEY --scenarios throughput,long-context
 ///   spark-perf bench --url http://127.0.0.1:8000 --scenarios throughput --concurrency 64 --requests 256
+///   spark-perf bench --url http://127.0.0.1:8000 --pid "$(pgrep -n llama-server)"
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct BenchOpts {
@@ -61,6 +63,10 @@ pub struct BenchOpts {
     /// The engine's name in the reports and in comparisons (default: the model).
     #[arg(long)]
     pub name: Option<String>,
+    /// The engine's process on this machine: its memory (VmRSS) and CPU are
+    /// sampled from /proc during each scenario (without it they are N/A).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
     /// Compare with this earlier results.json (of a run or a bench) at the
     /// end; exit 1 on a regression.
     #[arg(long, value_name = "RESULTS")]
@@ -184,16 +190,29 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
     };
     let progress = flow::progress();
     let engine_dir = writer.engine_dir(&service)?;
+    let telemetry = Telemetry::start(match opts.pid {
+        Some(pid) => Target::Process(pid),
+        None => Target::Unavailable(
+            "the engine was not started by spark-perf (bench --pid PID samples its process)"
+                .to_owned(),
+        ),
+    });
+    let beside = flow::Beside {
+        progress: &progress,
+        cancel: &cancel,
+        telemetry: &telemetry,
+    };
     let measured = flow::measure_engine(
         &engine,
         &scenarios,
         &engine_dir,
         &service,
-        &progress,
-        &cancel,
+        &beside,
         &options,
     )
     .await;
+    let model_size = ModelSize::unavailable("bench --url does not know the engine's files");
+    let telemetry = telemetry.finish(model_size).await;
     let mut run = EngineRun {
         service,
         flavor: "unknown".to_owned(),
@@ -206,6 +225,7 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
             ..Provenance::default()
         }),
         results: None,
+        telemetry: Some(telemetry),
     };
     match measured {
         Ok(results) => {

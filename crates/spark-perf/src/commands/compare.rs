@@ -279,6 +279,7 @@ fn one_engine_suite(file: &Path, results: RunResults) -> SuiteResults {
             startup: None,
             provenance: None,
             results: Some(results),
+            telemetry: None,
         },
     };
     SuiteResults {

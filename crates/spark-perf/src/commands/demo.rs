@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use spark_load::{EngineConfig, Scenario, scenario};
-use spark_results::{Arrival, EngineOutcome, EngineRun, Provenance, StartupCost};
+use spark_results::{Arrival, EngineOutcome, EngineRun, ModelSize, Provenance, StartupCost};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::flow::{self, SuiteWriter};
+use super::telemetry::{Target, Telemetry};
 
 /// Options of `spark-perf demo`.
 #[derive(Debug, clap::Args)]
@@ -149,6 +150,7 @@ async fn one_engine(
             ..Provenance::default()
         }),
         results: None,
+        telemetry: None,
     };
     let clock = Instant::now();
     let mut child = match Command::new(exe)
@@ -196,10 +198,22 @@ async fn one_engine(
             }
             let mut config = EngineConfig::new(base_url);
             config.model = Some(name.to_owned());
+            // The sim process's memory and CPU beside each scenario.
+            let telemetry = Telemetry::start(match child.id() {
+                Some(pid) => Target::Process(pid),
+                None => Target::Unavailable("spark-sim exited".to_owned()),
+            });
+            let beside = flow::Beside {
+                progress,
+                cancel,
+                telemetry: &telemetry,
+            };
             let measured = match writer.engine_dir(name) {
-                Ok(dir) => flow::measure(config, scenarios, &dir, name, progress, cancel).await,
+                Ok(dir) => flow::measure(config, scenarios, &dir, name, &beside).await,
                 Err(err) => Err(err),
             };
+            let model_size = ModelSize::unavailable("spark-sim serves no model files");
+            engine.telemetry = Some(telemetry.finish(model_size).await);
             match measured {
                 Ok(results) => {
                     engine.outcome = flow::outcome_of(&results, cancel);

@@ -20,6 +20,8 @@ use spark_results::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::telemetry::Telemetry;
+
 /// The exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT).
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
@@ -362,6 +364,7 @@ pub(crate) fn spinner(progress: &MultiProgress, message: String) -> ProgressBar 
 /// engine's `requests.jsonl` and moves a progress bar per scenario.
 struct ProgressSink<'a> {
     file: JsonlSink,
+    telemetry: &'a Telemetry,
     progress: &'a MultiProgress,
     service: &'a str,
     scenarios: &'a [Scenario],
@@ -420,6 +423,14 @@ impl RecordSink for ProgressSink<'_> {
         }
         self.file.write(record)
     }
+
+    fn scenario_started(&mut self, name: &str) {
+        self.telemetry.scenario_started(name);
+    }
+
+    fn scenario_ended(&mut self, name: &str) {
+        self.telemetry.scenario_ended(name);
+    }
 }
 
 impl Drop for ProgressSink<'_> {
@@ -431,14 +442,13 @@ impl Drop for ProgressSink<'_> {
 }
 
 /// Connects to an engine that is up and runs the scenarios, appending every
-/// record to `dir/requests.jsonl` as it ends.
+/// record to `dir/requests.jsonl` as it ends, with what runs beside them.
 pub(crate) async fn measure(
     config: EngineConfig,
     scenarios: &[Scenario],
     dir: &Path,
     service: &str,
-    progress: &MultiProgress,
-    cancel: &CancellationToken,
+    beside: &Beside<'_>,
 ) -> anyhow::Result<RunResults> {
     let engine = Engine::connect(config)
         .await
@@ -448,7 +458,15 @@ pub(crate) async fn measure(
         keep_records: false,
         ..RunOptions::default()
     };
-    measure_engine(&engine, scenarios, dir, service, progress, cancel, &options).await
+    measure_engine(&engine, scenarios, dir, service, beside, &options).await
+}
+
+/// What runs beside the scenarios: the progress bars, Ctrl-C, telemetry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Beside<'a> {
+    pub(crate) progress: &'a MultiProgress,
+    pub(crate) cancel: &'a CancellationToken,
+    pub(crate) telemetry: &'a Telemetry,
 }
 
 /// Runs the scenarios on a connected engine, appending every record to
@@ -458,19 +476,19 @@ pub(crate) async fn measure_engine(
     scenarios: &[Scenario],
     dir: &Path,
     service: &str,
-    progress: &MultiProgress,
-    cancel: &CancellationToken,
+    beside: &Beside<'_>,
     options: &RunOptions,
 ) -> anyhow::Result<RunResults> {
     let file = JsonlSink::create(&dir.join("requests.jsonl"))?;
     let mut sink = ProgressSink {
         file,
-        progress,
+        telemetry: beside.telemetry,
+        progress: beside.progress,
         service,
         scenarios,
         bar: None,
     };
-    Ok(spark_load::run(engine, scenarios, &mut sink, options, cancel).await)
+    Ok(spark_load::run(engine, scenarios, &mut sink, options, beside.cancel).await)
 }
 
 /// The engine's version from `/version` (vLLM, SGLang, spark-sim), if it

@@ -26,6 +26,7 @@ use spark_results::{
 
 use super::flow::{self, SuiteWriter};
 use super::lock;
+use super::telemetry::{self, Target, Telemetry};
 use crate::EXIT_OK;
 
 /// Options of `spark-perf run`.
@@ -455,6 +456,7 @@ async fn one_service(
         startup: None,
         provenance: None,
         results: None,
+        telemetry: None,
     };
     let failed = |phase: &str, err: &dyn std::fmt::Display| EngineOutcome::Failed {
         phase: phase.to_owned(),
@@ -559,7 +561,17 @@ async fn one_service(
             if let Some(provenance) = engine.provenance.as_mut() {
                 provenance.engine_version = flow::engine_version(&service.base_url).await;
             }
-            Some(measure(service, scenarios, api_key, writer, progress, cancel).await)
+            // The container's memory and CPU beside each scenario.
+            let telemetry = Telemetry::start(Target::Container(running.stats_reader()));
+            let beside = flow::Beside {
+                progress,
+                cancel,
+                telemetry: &telemetry,
+            };
+            let measured = measure(service, scenarios, api_key, writer, &beside).await;
+            let model_size = telemetry::model_size(running.model_files());
+            engine.telemetry = Some(telemetry.finish(model_size).await);
+            Some(measured)
         }
     };
     match measured {
@@ -585,15 +597,14 @@ async fn measure(
     scenarios: &[Scenario],
     api_key: Option<ApiKey>,
     writer: &SuiteWriter,
-    progress: &indicatif::MultiProgress,
-    cancel: &tokio_util::sync::CancellationToken,
+    beside: &flow::Beside<'_>,
 ) -> anyhow::Result<spark_results::RunResults> {
     let mut config = EngineConfig::new(service.base_url.clone());
     config.model = service.served_model.clone();
     config.api_key = api_key;
     config.max_model_len = service.max_model_len;
     let dir = writer.engine_dir(&service.name)?;
-    flow::measure(config, scenarios, &dir, &service.name, progress, cancel)
+    flow::measure(config, scenarios, &dir, &service.name, beside)
         .await
         .context("measuring")
 }
