@@ -18,9 +18,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod engine;
+mod pick;
 mod suite;
 
 pub use engine::{EngineCounters, EngineTimings, EngineTimingsAggregate};
+pub use pick::{Pick, PickFigure, PickSummaryRow, PickUseCase, PickVerdict};
 
 // `OpenLoopAggregate` is defined below, beside `ScenarioAggregate`.
 pub use suite::{

@@ -129,6 +129,7 @@ pub(crate) fn suite() -> SuiteResults {
         complete: true,
         stopped: None,
         source: "compose/sim.yml (project sim)".to_owned(),
+        pick: None,
         displaced: Vec::new(),
         engines: vec![
             engine("fp8-moe", 2.0, 12.5),
