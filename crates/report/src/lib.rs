@@ -7,4 +7,5 @@
 pub mod compare;
 pub mod compare_table;
 pub mod nightly;
+pub mod pick;
 pub mod render;

@@ -18,10 +18,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod engine;
+mod pick;
 mod suite;
 mod telemetry;
 
 pub use engine::{EngineCounters, EngineTimings, EngineTimingsAggregate};
+pub use pick::{Pick, PickFigure, PickSummaryRow, PickUseCase, PickVerdict};
 pub use telemetry::{EngineTelemetry, ModelSize, ScenarioUsage, UsageSample};
 
 // `OpenLoopAggregate` is defined below, beside `ScenarioAggregate`.

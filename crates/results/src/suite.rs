@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EngineTelemetry, RunResults};
+use crate::{EngineTelemetry, Pick, RunResults};
 
 /// Version of the JSON shape of [`SuiteResults`].
 pub const SUITE_SCHEMA_VERSION: u32 = 1;
@@ -29,6 +29,11 @@ pub struct SuiteResults {
     pub stopped: Option<String>,
     /// Where the engines came from, e.g. `compose/sim.yml (project sim)`.
     pub source: String,
+    /// What to run, per use case: computed by the report crate from the
+    /// engines below, so the JSON opens with it as every report does;
+    /// absent from files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pick: Option<Pick>,
     /// One entry per engine, in the order they ran.
     pub engines: Vec<EngineRun>,
     /// Containers of the daemon that were in an engine's way (another

@@ -28,6 +28,15 @@ fn demo_measures_three_simulated_engines_and_writes_every_report() {
     assert!(stdout.contains("🏆"), "{stdout}");
     // The clamped 8K prompt is flagged, not hidden.
     assert!(stdout.contains("clamped"), "{stdout}");
+    // The report opens with the pick: the summary, then one line per use
+    // case, before the first comparison table.
+    let pick_at = stdout.find("The pick").expect("the pick");
+    let which_at = stdout.find("Which to run").expect("which to run");
+    let tables_at = stdout.find("latency: ").expect("the latency table");
+    assert!(pick_at < which_at && which_at < tables_at, "{stdout}");
+    for use_case in ["interactive chat → ", "batch → ", "long documents → "] {
+        assert!(stdout.contains(use_case), "{stdout}");
+    }
 
     let runs: Vec<_> = std::fs::read_dir(&output_dir)
         .expect("output directory")
@@ -68,6 +77,13 @@ fn demo_measures_three_simulated_engines_and_writes_every_report() {
     )
     .expect("JSON");
     assert_eq!(results["complete"], true);
+    let use_cases = results["pick"]["use_cases"].as_array().expect("the pick");
+    assert_eq!(use_cases.len(), 5, "{use_cases:?}");
+    // The three healthy sims all ran latency and throughput: chat and batch
+    // are decided (a winner or a tie), never N/A.
+    for decided in &use_cases[..2] {
+        assert_ne!(decided["verdict"], "not_available", "{decided}");
+    }
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -172,6 +172,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
         complete: true,
         stopped: None,
         source: "compose/sim.yml (project sim)".to_owned(),
+        pick: None,
         displaced: Vec::new(),
         engines: vec![
             EngineRun {

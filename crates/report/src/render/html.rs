@@ -63,6 +63,7 @@ pub fn render_with_trends(suite: &SuiteResults, trends: &[super::trends::Trend])
             escape(reason)
         );
     }
+    crate::pick::sections::html(&mut out, &crate::pick::pick(suite));
     for table in tables(suite) {
         let _ = write!(
             out,

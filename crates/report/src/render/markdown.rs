@@ -26,6 +26,7 @@ pub fn render(suite: &SuiteResults) -> String {
         let reason = suite.stopped.as_deref().unwrap_or("stopped early");
         let _ = writeln!(out, "> **Incomplete run:** {}\n", escape(reason));
     }
+    crate::pick::sections::markdown(&mut out, &crate::pick::pick(suite), escape);
     for table in tables(suite) {
         let _ = writeln!(out, "## {}\n", escape(&table.title));
         let mut head = String::from("| metric |");

@@ -28,9 +28,15 @@ pub const METRIC_DEFINITIONS: &[&str] = &[
     "winner (the trophy): the best value, only where it leads the next by more than the standard deviations of both (by 5 % on rows without one: throughputs, counts); otherwise the row says tie",
 ];
 
-/// The JSON report: the results themselves, pretty-printed.
+/// The JSON report: the results themselves, pretty-printed, with the pick
+/// computed afresh from their engines (so a re-rendered old run has one and
+/// a stored one never goes stale).
 pub fn json(suite: &SuiteResults) -> String {
-    serde_json::to_string_pretty(suite).unwrap_or_else(|err| {
+    let suite = SuiteResults {
+        pick: Some(crate::pick::pick(suite)),
+        ..suite.clone()
+    };
+    serde_json::to_string_pretty(&suite).unwrap_or_else(|err| {
         // The types serialize infallibly (no maps with non-string keys);
         // this stays a message rather than a panic all the same.
         format!("{{\"error\": \"cannot serialize results: {err}\"}}")

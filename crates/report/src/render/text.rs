@@ -24,6 +24,7 @@ pub struct TextStyle {
 pub fn render(suite: &SuiteResults, style: TextStyle) -> String {
     let mut out = String::new();
     header(&mut out, suite);
+    crate::pick::sections::text(&mut out, &crate::pick::pick(suite));
     for table in tables(suite) {
         render_table(&mut out, &table, style);
         out.push('\n');

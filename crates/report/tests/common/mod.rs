@@ -130,6 +130,7 @@ pub(crate) fn suite() -> SuiteResults {
         complete: true,
         stopped: None,
         source: "compose/sim.yml (project sim)".to_owned(),
+        pick: None,
         displaced: Vec::new(),
         engines: vec![
             EngineRun {

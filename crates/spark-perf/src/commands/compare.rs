@@ -290,6 +290,7 @@ fn one_engine_suite(file: &Path, results: RunResults) -> SuiteResults {
         complete: stopped.is_none(),
         stopped,
         source: format!("{} (one engine's results)", file.display()),
+        pick: None,
         displaced: Vec::new(),
         engines: vec![engine],
     }

@@ -135,6 +135,7 @@ impl SuiteWriter {
                 complete: false,
                 stopped: Some("the run is still going on, or spark-perf was killed".to_owned()),
                 source,
+                pick: None,
                 displaced: Vec::new(),
                 engines: Vec::new(),
             },
