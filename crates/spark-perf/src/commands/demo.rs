@@ -26,6 +26,8 @@ pub struct DemoOpts {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub slo: super::slo::SloArgs,
+    #[command(flatten)]
     pub history: super::history::HistoryArgs,
     #[command(flatten)]
     pub export: super::export::ExportArgs,
@@ -73,6 +75,7 @@ fn demo_scenarios() -> anyhow::Result<Vec<Scenario>> {
 
 pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
     let scenarios = demo_scenarios()?;
+    let analysis = super::slo::Analysis::resolve(&opts.slo, None)?;
     let exe = std::env::current_exe().context("cannot find the spark-perf executable")?;
     let cancel = flow::interrupt_token();
     let mut writer = SuiteWriter::create(
@@ -86,7 +89,7 @@ pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
             break;
         }
         let engine = one_engine(
-            &exe, name, profile, flavor, &scenarios, &writer, &progress, &cancel,
+            &exe, name, profile, flavor, &scenarios, &writer, &progress, &cancel, &analysis,
         )
         .await;
         writer.push(engine)?;
@@ -114,6 +117,7 @@ async fn one_engine(
     writer: &SuiteWriter,
     progress: &indicatif::MultiProgress,
     cancel: &CancellationToken,
+    analysis: &super::slo::Analysis,
 ) -> EngineRun {
     let args: Vec<String> = [
         "sim",
@@ -197,7 +201,9 @@ async fn one_engine(
             let mut config = EngineConfig::new(base_url);
             config.model = Some(name.to_owned());
             let measured = match writer.engine_dir(name) {
-                Ok(dir) => flow::measure(config, scenarios, &dir, name, progress, cancel).await,
+                Ok(dir) => {
+                    flow::measure(config, scenarios, &dir, name, progress, cancel, analysis).await
+                }
                 Err(err) => Err(err),
             };
             match measured {

@@ -439,15 +439,17 @@ pub(crate) async fn measure(
     service: &str,
     progress: &MultiProgress,
     cancel: &CancellationToken,
+    analysis: &super::slo::Analysis,
 ) -> anyhow::Result<RunResults> {
     let engine = Engine::connect(config)
         .await
         .with_context(|| format!("service {service}: cannot use the engine"))?;
-    let options = RunOptions {
+    let mut options = RunOptions {
         // The records are in requests.jsonl; results.json keeps aggregates.
         keep_records: false,
         ..RunOptions::default()
     };
+    analysis.apply(&mut options);
     measure_engine(&engine, scenarios, dir, service, progress, cancel, &options).await
 }
 

@@ -113,6 +113,8 @@ pub struct RunOpts {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub slo: super::slo::SloArgs,
+    #[command(flatten)]
     pub history: super::history::HistoryArgs,
     #[command(flatten)]
     pub export: super::export::ExportArgs,
@@ -162,6 +164,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         opts.scenarios.as_deref(),
         opts.iterations,
     )?;
+    let analysis = super::slo::Analysis::resolve(&opts.slo, opts.scenario_file.as_deref())?;
     let api_key = super::api_key(opts.api_key_env.as_deref())?;
     print_plan(&project, &selection, &scenarios, opts.build);
     if opts.dry_run {
@@ -215,6 +218,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
                 &writer,
                 &progress,
                 &cancel,
+                &analysis,
             )
             .await;
             writer.set_displaced(displaced(&docker.displaced(), RestoreStatus::Pending));
@@ -446,6 +450,7 @@ async fn one_service(
     writer: &SuiteWriter,
     progress: &indicatif::MultiProgress,
     cancel: &tokio_util::sync::CancellationToken,
+    analysis: &super::slo::Analysis,
 ) -> EngineRun {
     let mut engine = EngineRun {
         service: service.name.clone(),
@@ -559,7 +564,12 @@ async fn one_service(
             if let Some(provenance) = engine.provenance.as_mut() {
                 provenance.engine_version = flow::engine_version(&service.base_url).await;
             }
-            Some(measure(service, scenarios, api_key, writer, progress, cancel).await)
+            Some(
+                measure(
+                    service, scenarios, api_key, writer, progress, cancel, analysis,
+                )
+                .await,
+            )
         }
     };
     match measured {
@@ -587,15 +597,24 @@ async fn measure(
     writer: &SuiteWriter,
     progress: &indicatif::MultiProgress,
     cancel: &tokio_util::sync::CancellationToken,
+    analysis: &super::slo::Analysis,
 ) -> anyhow::Result<spark_results::RunResults> {
     let mut config = EngineConfig::new(service.base_url.clone());
     config.model = service.served_model.clone();
     config.api_key = api_key;
     config.max_model_len = service.max_model_len;
     let dir = writer.engine_dir(&service.name)?;
-    flow::measure(config, scenarios, &dir, &service.name, progress, cancel)
-        .await
-        .context("measuring")
+    flow::measure(
+        config,
+        scenarios,
+        &dir,
+        &service.name,
+        progress,
+        cancel,
+        analysis,
+    )
+    .await
+    .context("measuring")
 }
 
 fn startup(cost: spark_orchestrator::StartupCost) -> StartupCost {
