@@ -32,14 +32,17 @@ mod request;
 mod runner;
 pub mod scenario;
 mod sink;
+pub mod slo;
 mod sse;
+pub mod sweep;
 
 use std::path::PathBuf;
 
 pub use engine::{ApiKey, Engine, EngineConfig, Timeouts};
-pub use runner::{RunOptions, run, run_scenario};
+pub use runner::{CapacitySearch, RunOptions, run, run_scenario};
 pub use scenario::{Overrides, Scenario};
 pub use sink::{JsonlSink, NullSink, RecordSink};
+pub use slo::Slo;
 
 /// Errors of the load engine. Failed requests are not errors: they are
 /// records with a failure class.

@@ -19,12 +19,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use spark_results::{
     Arrival, EngineCounters, FailureClass, RequestRecord, RunResults, SCHEMA_VERSION,
-    ScenarioConfig, ScenarioResult,
+    ScenarioConfig, ScenarioResult, SweepLevel,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 mod arrivals;
+mod capacity;
 mod collect;
 
 use arrivals::{Dispatch, arrival_schedule};
@@ -36,6 +37,9 @@ use crate::prompt::{self, PromptShape};
 use crate::request::{self, RequestSpec};
 use crate::scenario::Scenario;
 use crate::sink::RecordSink;
+use crate::slo::Slo;
+use crate::sweep;
+pub use capacity::CapacitySearch;
 
 /// How scenarios are run.
 #[derive(Debug, Clone)]
@@ -47,6 +51,11 @@ pub struct RunOptions {
     pub keep_records: bool,
     /// Seed of the Poisson arrivals.
     pub seed: u64,
+    /// Judge every scenario against these objectives (goodput, share met)
+    /// and find the largest sweep level within them.
+    pub slo: Option<Slo>,
+    /// With an SLO: also search the largest Poisson rate within it.
+    pub capacity: Option<CapacitySearch>,
 }
 
 impl Default for RunOptions {
@@ -55,6 +64,8 @@ impl Default for RunOptions {
             max_consecutive_failures: 10,
             keep_records: true,
             seed: 0,
+            slo: None,
+            capacity: None,
         }
     }
 }
@@ -73,12 +84,17 @@ pub async fn run(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let mut results = Vec::with_capacity(scenarios.len());
+    let mut results: Vec<ScenarioResult> = Vec::with_capacity(scenarios.len());
     let mut stopped = None;
+    let mut sweep_saturated = false;
     for scenario in scenarios {
         if cancel.is_cancelled() {
             stopped = Some("cancelled".to_owned());
             break;
+        }
+        if sweep_saturated && scenario.group == sweep::GROUP {
+            tracing::info!(scenario = %scenario.name, "skipped: the sweep saturated");
+            continue;
         }
         tracing::info!(scenario = %scenario.name, "running");
         sink.scenario_started(&scenario.name);
@@ -86,10 +102,22 @@ pub async fn run(
         sink.scenario_ended(&scenario.name);
         let why = result.stopped.clone();
         results.push(result);
+        if scenario.group == sweep::GROUP {
+            sweep_saturated = sweep::mark_saturation(&mut results);
+        }
         if let Some(why) = why {
             stopped = Some(format!("scenario {} stopped: {why}", scenario.name));
             break;
         }
+    }
+    let mut capacity = options
+        .slo
+        .as_ref()
+        .map(|_| sweep::capacity_of_sweep(&results));
+    if let (Some(found), None) = (&mut capacity, &stopped)
+        && options.capacity.is_some()
+    {
+        capacity::search(engine, &results, sink, options, cancel, found).await;
     }
     RunResults {
         schema_version: SCHEMA_VERSION,
@@ -98,6 +126,7 @@ pub async fn run(
         engine: engine.info(),
         scenarios: results,
         stopped,
+        capacity,
     }
 }
 
@@ -134,6 +163,8 @@ pub async fn run_scenario(
                 not_run: Some(why),
                 aggregate: Collector::default().finish(&LogHistogram::default()),
                 engine_counters: None,
+                sweep: None,
+                slo: None,
                 requests: Vec::new(),
             };
         }
@@ -181,7 +212,10 @@ pub async fn run_scenario(
     }
     drop(tx);
 
-    let mut collector = Collector::new(matches!(config.arrival, Arrival::Poisson { .. }));
+    let mut collector = Collector::new(
+        matches!(config.arrival, Arrival::Poisson { .. }),
+        options.slo.as_ref(),
+    );
     let mut records = Vec::new();
     let mut consecutive_failures = 0u32;
     let mut stopped = None;
@@ -234,6 +268,20 @@ pub async fn run_scenario(
     if !engine.sends_stream_options() {
         notes.push("stream_options not sent (the engine rejects it): output tokens are counted from chunks".to_owned());
     }
+    let aggregate = collector.finish(&itl);
+    let slo = collector.slo_result(&aggregate);
+    let sweep = (scenario.group == sweep::GROUP).then(|| {
+        let w = collector.steady_window();
+        SweepLevel {
+            level: config.concurrency,
+            steady_window_start_s: w.start_s,
+            steady_window_end_s: w.end_s,
+            steady_n_ok: w.n_ok,
+            steady_request_throughput_rps: w.request_throughput_rps,
+            steady_output_throughput_tok_s: w.output_throughput_tok_s,
+            saturated_at: None,
+        }
+    });
     ScenarioResult {
         name: scenario.name.clone(),
         config,
@@ -241,8 +289,10 @@ pub async fn run_scenario(
         notes,
         stopped,
         not_run: None,
-        aggregate: collector.finish(&itl),
+        aggregate,
         engine_counters,
+        sweep,
+        slo,
         requests: records,
     }
 }

@@ -20,14 +20,27 @@
 //! rate_rps = 1.5          # open loop, Poisson arrivals
 //! duration_s = 60         # open loop: 60 s of arrivals (`requests` is then a cap)
 //! shared_prefix_tokens = 3000
+//!
+//! [sweep]                 # the concurrency-sweep group's levels
+//! levels = [1, 4, 16]
+//! rounds = 8              # requests per level: rounds × level (at least 16)
+//! input_tokens = 256
+//! max_tokens = 256
+//!
+//! [slo]                   # judged on every scenario (goodput)
+//! ttft_p90 = "2s"
+//! tpot_p90 = "100ms"
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 use spark_results::{Arrival, Endpoint, ScenarioConfig};
 
 use crate::LoadError;
+use crate::slo::Slo;
+use crate::sweep;
 
 /// One scenario to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +82,47 @@ struct ScenarioToml {
 struct ScenarioFile {
     #[serde(default)]
     scenario: Vec<ScenarioToml>,
+    sweep: Option<SweepToml>,
+    slo: Option<BTreeMap<String, toml::Value>>,
+}
+
+/// The `[sweep]` table: the concurrency sweep's levels and their load.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SweepToml {
+    levels: Option<Vec<u32>>,
+    rounds: Option<u32>,
+    input_tokens: Option<u32>,
+    max_tokens: Option<u32>,
+}
+
+/// The concurrency sweep's scenarios: one closed-loop level each, in
+/// ascending order.
+fn sweep_scenarios(
+    levels: &[u32],
+    rounds: u32,
+    input_tokens: u32,
+    max_tokens: u32,
+) -> Vec<Scenario> {
+    let mut levels = levels.to_vec();
+    levels.sort_unstable();
+    levels.dedup();
+    levels
+        .into_iter()
+        .map(|level| {
+            scenario(
+                &sweep::level_name(level),
+                sweep::GROUP,
+                config(
+                    input_tokens,
+                    max_tokens,
+                    0.0,
+                    sweep::level_requests(level, rounds),
+                    level,
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Overrides from the command line, applied to every selected scenario but
@@ -139,6 +193,9 @@ const RATE_SWEEP_MAX_REQUESTS: u32 = 1_000_000;
 /// - `sequential`: 10 × 128 in / 128 out, one at a time (ROCm report).
 /// - `throughput`: closed loop, concurrency 16, 64 requests, 256 in / 256
 ///   out, temperature 0 (RTX Pro 6000 and ROCm reports).
+/// - `concurrency-sweep`: closed loop at 1, 2, 4 … 64 in flight, 8 rounds
+///   each, 256 in / 256 out, stopped at saturation (`crate::sweep`). Not in
+///   the default selection either.
 /// - `rate-sweep`: open loop, Poisson arrivals at [`RATE_SWEEP_RPS`] for
 ///   [`RATE_SWEEP_DURATION_S`] each (at most 256 in flight), 256 in / 256
 ///   out, to find the saturation point. Not in the default selection: it
@@ -177,6 +234,12 @@ pub fn builtin() -> Vec<Scenario> {
         c.duration_s = Some(RATE_SWEEP_DURATION_S);
         all.push(scenario(&format!("rate-{rate}"), "rate-sweep", c));
     }
+    all.extend(sweep_scenarios(
+        sweep::DEFAULT_LEVELS,
+        sweep::DEFAULT_ROUNDS,
+        256,
+        256,
+    ));
     all
 }
 
@@ -216,10 +279,52 @@ pub fn names_in_file(path: &Path) -> Result<Vec<String>, LoadError> {
     Ok(file.scenario.into_iter().map(|table| table.name).collect())
 }
 
+/// The `[slo]` table of a scenario file, when it has one.
+pub fn slo_in_file(path: &Path) -> Result<Option<Slo>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|err| LoadError::ReadScenarios {
+        path: path.to_owned(),
+        err,
+    })?;
+    slo_in_toml(&text).map_err(|message| LoadError::ParseScenarios {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// The `[slo]` table of a scenario file's text, when it has one.
+pub fn slo_in_toml(text: &str) -> Result<Option<Slo>, String> {
+    let file: ScenarioFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    file.slo
+        .map(|table| Slo::from_table(table).map_err(|why| format!("[slo]: {why}")))
+        .transpose()
+}
+
 /// Parses scenario tables (see the module comment) on top of the built-ins.
 pub fn from_toml(text: &str) -> Result<Vec<Scenario>, String> {
     let file: ScenarioFile = toml::from_str(text).map_err(|e| e.to_string())?;
     let mut all = builtin();
+    if let Some(table) = &file.sweep {
+        let levels = table.levels.as_deref().unwrap_or(sweep::DEFAULT_LEVELS);
+        if levels.is_empty() || levels.iter().any(|&l| l == 0 || l > 100_000) {
+            return Err(
+                "[sweep] levels must be a non-empty list of concurrencies between 1 and 100,000"
+                    .to_owned(),
+            );
+        }
+        if table.rounds == Some(0) {
+            return Err("[sweep] rounds must be at least 1".to_owned());
+        }
+        all.retain(|s| s.group != sweep::GROUP);
+        all.extend(sweep_scenarios(
+            levels,
+            table.rounds.unwrap_or(sweep::DEFAULT_ROUNDS),
+            table.input_tokens.unwrap_or(256),
+            table.max_tokens.unwrap_or(256).max(1),
+        ));
+    }
+    if let Some(table) = file.slo {
+        Slo::from_table(table).map_err(|why| format!("[slo]: {why}"))?;
+    }
     let throughput = all
         .iter()
         .find(|s| s.name == "throughput")
@@ -386,92 +491,4 @@ pub fn apply_overrides(scenarios: &mut [Scenario], overrides: &Overrides) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names(list: &[Scenario]) -> Vec<&str> {
-        list.iter().map(|s| s.name.as_str()).collect()
-    }
-
-    #[test]
-    fn defaults_follow_the_reports() {
-        let all = builtin();
-        let t = all
-            .iter()
-            .find(|s| s.name == "throughput")
-            .map(|s| &s.config);
-        let t = t.expect("throughput");
-        assert_eq!(
-            (t.concurrency, t.requests, t.max_tokens, t.temperature),
-            (16, 64, 256, 0.0)
-        );
-        let picked = select(&all, None).expect("defaults");
-        assert_eq!(picked[0].name, "warmup");
-        assert!(names(&picked).contains(&"long-context-32k"));
-        assert!(!names(&picked).iter().any(|n| n.starts_with("rate-")));
-    }
-
-    #[test]
-    fn selection_by_group_and_name_adds_warmup() {
-        let all = builtin();
-        let picked = select(
-            &all,
-            Some(&["long-context".to_owned(), "sequential".to_owned()]),
-        )
-        .expect("known");
-        assert_eq!(
-            names(&picked),
-            [
-                "warmup",
-                "long-context-1k",
-                "long-context-8k",
-                "long-context-16k",
-                "long-context-32k",
-                "sequential"
-            ]
-        );
-        let err = select(&all, Some(&["nope".to_owned()])).expect_err("unknown");
-        assert!(err.to_string().contains("throughput"), "{err}");
-    }
-
-    #[test]
-    fn toml_overrides_and_extends() {
-        let all = from_toml(
-            "[[scenario]]\nname = \"throughput\"\nconcurrency = 32\n\n[[scenario]]\nname = \"rag\"\ninput_tokens = 4000\nrate_rps = 1.5\nshared_prefix_tokens = 3000\nendpoint = \"completions\"\n",
-        )
-        .expect("valid");
-        let t = all.iter().find(|s| s.name == "throughput").expect("kept");
-        assert_eq!(t.config.concurrency, 32);
-        let rag = all.iter().find(|s| s.name == "rag").expect("added");
-        assert_eq!(rag.config.arrival, Arrival::Poisson { rate_rps: 1.5 });
-        assert_eq!(rag.config.endpoint, Endpoint::Completions);
-        assert_eq!(rag.config.max_tokens, 256);
-        let rate = builtin()
-            .into_iter()
-            .find(|s| s.name == "rate-4")
-            .expect("built in");
-        assert_eq!(rate.config.duration_s, Some(RATE_SWEEP_DURATION_S));
-        let timed = from_toml("[[scenario]]\nname = \"rate-4\"\nduration_s = 5\n").expect("valid");
-        let rate = timed.iter().find(|s| s.name == "rate-4").expect("built in");
-        assert_eq!(rate.config.duration_s, Some(5.0));
-        assert!(from_toml("[[scenario]]\nname = \"x\"\nduration_s = 5\n").is_err());
-        assert!(from_toml("[[scenario]]\nname = \"x\"\nbogus = 1\n").is_err());
-        assert!(from_toml("[[scenario]]\nname = \"x\"\nrequests = 0\n").is_err());
-    }
-
-    #[test]
-    fn overrides_skip_warmup() {
-        let mut picked = select(&builtin(), Some(&["throughput".to_owned()])).expect("known");
-        apply_overrides(
-            &mut picked,
-            &Overrides {
-                concurrency: Some(4),
-                max_tokens: Some(8),
-                ..Overrides::default()
-            },
-        );
-        assert_eq!(picked[0].config.concurrency, 1);
-        assert_eq!(picked[1].config.concurrency, 4);
-        assert_eq!(picked[1].config.max_tokens, 8);
-    }
-}
+mod tests;

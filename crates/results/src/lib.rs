@@ -20,10 +20,12 @@ use serde::{Deserialize, Serialize};
 mod engine;
 mod pick;
 mod suite;
+mod sweep;
 mod telemetry;
 
 pub use engine::{EngineCounters, EngineTimings, EngineTimingsAggregate};
 pub use pick::{Pick, PickFigure, PickSummaryRow, PickUseCase, PickVerdict};
+pub use sweep::{Capacity, CapacityProbe, SloMetric, SloObjective, SloResult, SweepLevel};
 pub use telemetry::{EngineTelemetry, ModelSize, ScenarioUsage, UsageSample};
 
 // `OpenLoopAggregate` is defined below, beside `ScenarioAggregate`.
@@ -54,6 +56,10 @@ pub struct RunResults {
     /// `null` when everything ran.
     #[serde(default)]
     pub stopped: Option<String>,
+    /// The most load within the SLO (the sweep's levels, `--capacity`'s
+    /// rate search); absent without an SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
 }
 
 /// The engine under test, as discovered before the scenarios ran.
@@ -113,6 +119,14 @@ pub struct ScenarioResult {
     /// absent when the engine serves no metrics (or it was not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_counters: Option<EngineCounters>,
+    /// A level of the concurrency sweep: its level, steady window and where
+    /// the sweep saturated; absent for other scenarios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepLevel>,
+    /// The scenario against the SLO (goodput, share met); absent without an
+    /// SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloResult>,
     /// One record per request in the order they ended; empty when the
     /// writer kept only aggregates (the JSONL file has them all).
     #[serde(default)]

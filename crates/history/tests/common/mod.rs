@@ -159,6 +159,8 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
         not_run: None,
         aggregate,
         engine_counters: None,
+        sweep: None,
+        slo: None,
         requests,
     };
     let mut warmup = scenario.clone();
@@ -209,6 +211,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
                     },
                     scenarios: vec![warmup, scenario],
                     stopped: None,
+                    capacity: None,
                 }),
                 telemetry: None,
             },

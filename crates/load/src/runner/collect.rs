@@ -1,9 +1,12 @@
 //! The streaming aggregates of a scenario: histograms and counters that
 //! take each record once, so memory does not grow with the requests.
 
-use spark_results::{EngineTimingsAggregate, OpenLoopAggregate, RequestRecord, ScenarioAggregate};
+use spark_results::{
+    EngineTimingsAggregate, OpenLoopAggregate, RequestRecord, ScenarioAggregate, SloResult,
+};
 
 use crate::histogram::LogHistogram;
+use crate::slo::{Slo, SloCounter};
 
 /// Streaming aggregates of a scenario (memory independent of the requests).
 #[derive(Debug, Default)]
@@ -28,7 +31,10 @@ pub(super) struct Collector {
     decode_rate: LogHistogram,
     output_rate: LogHistogram,
     open_loop: Option<OpenLoopCollector>,
+    /// Closed loop: the steady window by send time (the sweep's levels).
+    closed_steady: SteadyEnds,
     engine: EngineTimingsCollector,
+    slo: Option<SloCounter>,
 }
 
 /// The engine's own timings (llama-server's `timings`) against ours.
@@ -68,7 +74,7 @@ impl EngineTimingsCollector {
         }
     }
 
-    fn finish(self) -> Option<EngineTimingsAggregate> {
+    fn finish(&self) -> Option<EngineTimingsAggregate> {
         (self.n > 0).then(|| EngineTimingsAggregate {
             n: self.n,
             prefill_ms: self.prefill.distribution(1e6),
@@ -83,32 +89,34 @@ impl EngineTimingsCollector {
 /// Width of the buckets of request ends that the steady window is cut from.
 const STEADY_BUCKET_MS: f64 = 100.0;
 
-/// Open-loop aggregates; memory grows with the scenario's duration (one
-/// bucket per 100 ms), never with its requests.
+/// Request ends by 100 ms of end time, and the last send (or scheduled
+/// arrival) time: what a steady window is cut from. Memory grows with the
+/// scenario's duration (one bucket per 100 ms), never with its requests.
 #[derive(Debug, Default)]
-struct OpenLoopCollector {
-    lateness: LogHistogram,
-    ttft_from_scheduled: LogHistogram,
-    e2e_from_scheduled: LogHistogram,
-    last_scheduled_ms: f64,
+pub(super) struct SteadyEnds {
+    /// The last arrival (open loop: scheduled; closed loop: sent), ms.
+    last_send_ms: f64,
     /// Per 100 ms of end time: successful requests and their output tokens.
     ends: Vec<(u32, u64)>,
 }
 
-impl OpenLoopCollector {
-    fn add(&mut self, r: &RequestRecord) {
-        let (Some(scheduled), Some(lateness)) = (r.scheduled_ms, r.lateness_ms) else {
-            return;
-        };
-        self.last_scheduled_ms = self.last_scheduled_ms.max(scheduled);
-        self.lateness.record(ns(lateness));
+/// A steady window and what ended inside it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct SteadyWindow {
+    pub(super) start_s: f64,
+    pub(super) end_s: f64,
+    pub(super) n_ok: u32,
+    pub(super) request_throughput_rps: Option<f64>,
+    pub(super) output_throughput_tok_s: Option<f64>,
+}
+
+impl SteadyEnds {
+    /// Takes a record sent (or due) at `send_ms`.
+    fn add(&mut self, r: &RequestRecord, send_ms: f64) {
+        self.last_send_ms = self.last_send_ms.max(send_ms);
         if !r.is_ok() {
             return;
         }
-        if let Some(ttft) = r.ttft_ms {
-            self.ttft_from_scheduled.record(ns(lateness + ttft));
-        }
-        self.e2e_from_scheduled.record(ns(lateness + r.e2e_ms));
         let bucket = ((r.start_ms + r.e2e_ms) / STEADY_BUCKET_MS).max(0.0) as usize;
         // Bounded: a scenario's end times are bounded by its request limits.
         if self.ends.len() <= bucket {
@@ -121,8 +129,8 @@ impl OpenLoopCollector {
     /// The steady window is [10 % of the arrival span, the last arrival]:
     /// ramp-up (an empty engine filling) and drain (no new arrivals) are
     /// left out. Requests count by the 100 ms bucket their end falls in.
-    fn finish(self) -> OpenLoopAggregate {
-        let end_s = self.last_scheduled_ms / 1e3;
+    pub(super) fn window(&self) -> SteadyWindow {
+        let end_s = self.last_send_ms / 1e3;
         let start_s = end_s * 0.1;
         let first = (start_s * 1e3 / STEADY_BUCKET_MS).ceil() as usize;
         let last = (end_s * 1e3 / STEADY_BUCKET_MS).floor() as usize;
@@ -134,15 +142,53 @@ impl OpenLoopCollector {
             .fold((0u32, 0u64), |(n, t), (_, &(bn, bt))| (n + bn, t + bt));
         let window_s = (last.saturating_sub(first)) as f64 * STEADY_BUCKET_MS / 1e3;
         let per_s = |x: f64| (window_s > 0.0).then(|| x / window_s);
+        SteadyWindow {
+            start_s: first as f64 * STEADY_BUCKET_MS / 1e3,
+            end_s: (last.max(first)) as f64 * STEADY_BUCKET_MS / 1e3,
+            n_ok,
+            request_throughput_rps: per_s(f64::from(n_ok)),
+            output_throughput_tok_s: per_s(tokens as f64),
+        }
+    }
+}
+
+/// Open-loop aggregates; memory grows with the scenario's duration, never
+/// with its requests.
+#[derive(Debug, Default)]
+struct OpenLoopCollector {
+    lateness: LogHistogram,
+    ttft_from_scheduled: LogHistogram,
+    e2e_from_scheduled: LogHistogram,
+    steady: SteadyEnds,
+}
+
+impl OpenLoopCollector {
+    fn add(&mut self, r: &RequestRecord) {
+        let (Some(scheduled), Some(lateness)) = (r.scheduled_ms, r.lateness_ms) else {
+            return;
+        };
+        self.steady.add(r, scheduled);
+        self.lateness.record(ns(lateness));
+        if !r.is_ok() {
+            return;
+        }
+        if let Some(ttft) = r.ttft_ms {
+            self.ttft_from_scheduled.record(ns(lateness + ttft));
+        }
+        self.e2e_from_scheduled.record(ns(lateness + r.e2e_ms));
+    }
+
+    fn finish(&self) -> OpenLoopAggregate {
+        let w = self.steady.window();
         OpenLoopAggregate {
             lateness_ms: self.lateness.distribution(1e6),
             ttft_from_scheduled_ms: self.ttft_from_scheduled.distribution(1e6),
             e2e_from_scheduled_ms: self.e2e_from_scheduled.distribution(1e6),
-            steady_window_start_s: first as f64 * STEADY_BUCKET_MS / 1e3,
-            steady_window_end_s: (last.max(first)) as f64 * STEADY_BUCKET_MS / 1e3,
-            steady_n_ok: n_ok,
-            steady_request_throughput_rps: per_s(f64::from(n_ok)),
-            steady_output_throughput_tok_s: per_s(tokens as f64),
+            steady_window_start_s: w.start_s,
+            steady_window_end_s: w.end_s,
+            steady_n_ok: w.n_ok,
+            steady_request_throughput_rps: w.request_throughput_rps,
+            steady_output_throughput_tok_s: w.output_throughput_tok_s,
         }
     }
 }
@@ -159,16 +205,36 @@ fn milli(rate: f64) -> u64 {
 
 impl Collector {
     /// A collector; `open_loop` adds the open-loop aggregates.
-    pub(super) fn new(open_loop: bool) -> Collector {
+    pub(super) fn new(open_loop: bool, slo: Option<&Slo>) -> Collector {
         Collector {
             open_loop: open_loop.then(OpenLoopCollector::default),
+            slo: slo.map(SloCounter::new),
             ..Collector::default()
         }
+    }
+
+    /// The steady window of the scenario: the open loop's, or in a closed
+    /// loop from 10 % of the span of sends to the last send.
+    pub(super) fn steady_window(&self) -> SteadyWindow {
+        match &self.open_loop {
+            Some(open_loop) => open_loop.steady.window(),
+            None => self.closed_steady.window(),
+        }
+    }
+
+    /// The scenario against the SLO, judged on its aggregate.
+    pub(super) fn slo_result(&self, aggregate: &ScenarioAggregate) -> Option<SloResult> {
+        self.slo.as_ref().map(|counter| counter.finish(aggregate))
     }
 
     pub(super) fn add(&mut self, r: &RequestRecord) {
         if let Some(open_loop) = &mut self.open_loop {
             open_loop.add(r);
+        } else {
+            self.closed_steady.add(r, r.start_ms);
+        }
+        if let Some(slo) = &mut self.slo {
+            slo.add(r);
         }
         self.n_requests += 1;
         let end_ms = r.start_ms + r.e2e_ms;
@@ -215,7 +281,7 @@ impl Collector {
         self.engine.add(r);
     }
 
-    pub(super) fn finish(self, itl: &LogHistogram) -> ScenarioAggregate {
+    pub(super) fn finish(&self, itl: &LogHistogram) -> ScenarioAggregate {
         let duration_s = match (self.first_start_ms, self.last_end_ms) {
             (Some(s), Some(e)) => ((e - s) / 1e3).max(0.0),
             _ => 0.0,
@@ -232,7 +298,7 @@ impl Collector {
             n_requests: self.n_requests,
             n_ok: self.n_ok,
             n_failed: self.n_requests - self.n_ok,
-            failures_by_class: self.failures_by_class,
+            failures_by_class: self.failures_by_class.clone(),
             n_short_outputs: self.n_short,
             n_estimated_output_tokens: self.n_estimated,
             duration_s,
@@ -250,7 +316,7 @@ impl Collector {
             prompt_tok_s: self.prompt_rate.distribution(1e3),
             decode_tok_s: self.decode_rate.distribution(1e3),
             output_tok_s: self.output_rate.distribution(1e3),
-            open_loop: self.open_loop.map(OpenLoopCollector::finish),
+            open_loop: self.open_loop.as_ref().map(OpenLoopCollector::finish),
             engine_timings: self.engine.finish(),
         }
     }

@@ -1,8 +1,8 @@
 //! The figures the pick chooses by, read from one engine's results: each an
 //! accessor that gives the value (with the spread behind it) or says why
 //! there is none. Model size and runtime memory come from the engine's
-//! telemetry; capacity within an SLO answers with the reason until the
-//! sweep's capacity is read here (and nowhere else).
+//! telemetry, capacity within the SLO from the concurrency sweep (the
+//! largest level that met it).
 
 use spark_results::{Arrival, Distribution, EngineTelemetry, RunResults, ScenarioResult};
 
@@ -59,8 +59,24 @@ pub fn saturation_output(results: &RunResults) -> Figure {
 }
 
 /// The most load within the SLO.
-pub fn capacity_within_slo(_results: &RunResults) -> Figure {
-    Err(CAPACITY_NOT_MEASURED.to_owned())
+pub fn capacity_within_slo(results: &RunResults) -> Figure {
+    let capacity = results
+        .capacity
+        .as_ref()
+        .ok_or_else(|| CAPACITY_NOT_MEASURED.to_owned())?;
+    match capacity.max_concurrency {
+        Some(level) => Ok(Measured {
+            value: f64::from(level),
+            stddev: None,
+            source: match capacity.max_rate_rps {
+                Some(rate) => format!(
+                    "the largest sweep level within the SLO; {rate:.2} req/s by the rate search"
+                ),
+                None => "the largest sweep level within the SLO".to_owned(),
+            },
+        }),
+        None => Err("no level of the concurrency sweep met the SLO".to_owned()),
+    }
 }
 
 /// The model's weights, GB.

@@ -68,6 +68,8 @@ fn scenario(name: &str, speed: f64, n_failed: u32) -> ScenarioResult {
             engine_timings: None,
         },
         engine_counters: None,
+        sweep: None,
+        slo: None,
         requests: Vec::new(),
     }
 }
@@ -87,6 +89,7 @@ fn engine(service: &str, speed: f64, healthy_s: f64) -> EngineRun {
         },
         scenarios: vec![scenario("throughput", speed, 0)],
         stopped: None,
+        capacity: None,
     };
     if speed < 1.0 {
         let mut short = scenario("long-context-32k", speed, 2);

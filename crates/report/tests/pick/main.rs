@@ -59,6 +59,8 @@ pub(crate) fn scenario(
         notes: Vec::new(),
         stopped: None,
         not_run: None,
+        sweep: None,
+        slo: None,
         aggregate: ScenarioAggregate {
             n_requests: 10,
             n_ok: 10,
@@ -150,6 +152,7 @@ pub(crate) fn engine(spec: &Spec) -> EngineRun {
             },
             scenarios,
             stopped: None,
+            capacity: None,
         }),
         telemetry: None,
     }
@@ -459,4 +462,30 @@ fn the_pick_does_not_depend_on_the_order_engines_ran_in() {
     let chat = use_case(&ab, "interactive chat").expect("chat");
     assert_eq!(chat.best.as_deref(), Some("a-engine"));
     assert_eq!(chat.verdict, PickVerdict::Tie);
+}
+
+#[test]
+fn the_largest_sweep_level_within_the_slo_wins_capacity() {
+    let mut engines = three();
+    for (engine, level) in engines.iter_mut().zip([Some(8), Some(32), None]) {
+        let results = engine.results.as_mut().expect("results");
+        results.capacity = Some(spark_results::Capacity {
+            max_concurrency: level,
+            ..Default::default()
+        });
+    }
+    let names: Vec<String> = engines.iter().map(|e| e.service.clone()).collect();
+    let pick = pick(&suite(engines));
+    let verdict = use_case(&pick, "capacity").expect("use case");
+    assert_eq!(verdict.verdict, PickVerdict::Winner, "{}", verdict.line);
+    assert!(verdict.line.starts_with(&names[1]), "{}", verdict.line);
+    assert!(
+        verdict
+            .left_out
+            .iter()
+            .any(|l| l.contains("no level of the concurrency sweep met the SLO")),
+        "{:?}",
+        verdict.left_out
+    );
+    assert_eq!(pick.summary[0].capacity_within_slo.value, Some(8.0));
 }

@@ -96,6 +96,8 @@ pub struct BenchOpts {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub slo: super::slo::SloArgs,
+    #[command(flatten)]
     pub history: super::history::HistoryArgs,
     #[command(flatten)]
     pub export: super::export::ExportArgs,
@@ -112,6 +114,7 @@ pub enum EndpointArg {
 
 pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
     let api_key = super::api_key(opts.api_key_env.as_deref())?;
+    let analysis = super::slo::Analysis::resolve(&opts.slo, opts.scenario_file.as_deref())?;
     let mut scenarios = super::run::scenarios(
         opts.scenario_file.as_deref(),
         opts.scenarios.as_deref(),
@@ -182,12 +185,13 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
     }
 
     let cancel = flow::interrupt_token();
-    let options = RunOptions {
+    let mut options = RunOptions {
         max_consecutive_failures: opts.max_consecutive_failures.max(1),
         // The records are in requests.jsonl; results.json keeps aggregates.
         keep_records: false,
-        seed: 0,
+        ..RunOptions::default()
     };
+    analysis.apply(&mut options);
     let progress = flow::progress();
     let engine_dir = writer.engine_dir(&service)?;
     let telemetry = Telemetry::start(match opts.pid {
@@ -201,6 +205,7 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
         progress: &progress,
         cancel: &cancel,
         telemetry: &telemetry,
+        analysis: &analysis,
     };
     let measured = flow::measure_engine(
         &engine,

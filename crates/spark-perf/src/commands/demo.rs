@@ -27,6 +27,8 @@ pub struct DemoOpts {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub slo: super::slo::SloArgs,
+    #[command(flatten)]
     pub history: super::history::HistoryArgs,
     #[command(flatten)]
     pub export: super::export::ExportArgs,
@@ -74,6 +76,7 @@ fn demo_scenarios() -> anyhow::Result<Vec<Scenario>> {
 
 pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
     let scenarios = demo_scenarios()?;
+    let analysis = super::slo::Analysis::resolve(&opts.slo, None)?;
     let exe = std::env::current_exe().context("cannot find the spark-perf executable")?;
     let cancel = flow::interrupt_token();
     let mut writer = SuiteWriter::create(
@@ -87,7 +90,7 @@ pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
             break;
         }
         let engine = one_engine(
-            &exe, name, profile, flavor, &scenarios, &writer, &progress, &cancel,
+            &exe, name, profile, flavor, &scenarios, &writer, &progress, &cancel, &analysis,
         )
         .await;
         writer.push(engine)?;
@@ -115,6 +118,7 @@ async fn one_engine(
     writer: &SuiteWriter,
     progress: &indicatif::MultiProgress,
     cancel: &CancellationToken,
+    analysis: &super::slo::Analysis,
 ) -> EngineRun {
     let args: Vec<String> = [
         "sim",
@@ -207,6 +211,7 @@ async fn one_engine(
                 progress,
                 cancel,
                 telemetry: &telemetry,
+                analysis,
             };
             let measured = match writer.engine_dir(name) {
                 Ok(dir) => flow::measure(config, scenarios, &dir, name, &beside).await,

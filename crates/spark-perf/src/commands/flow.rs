@@ -454,11 +454,12 @@ pub(crate) async fn measure(
     let engine = Engine::connect(config)
         .await
         .with_context(|| format!("service {service}: cannot use the engine"))?;
-    let options = RunOptions {
+    let mut options = RunOptions {
         // The records are in requests.jsonl; results.json keeps aggregates.
         keep_records: false,
         ..RunOptions::default()
     };
+    beside.analysis.apply(&mut options);
     measure_engine(&engine, scenarios, dir, service, beside, &options).await
 }
 
@@ -468,6 +469,8 @@ pub(crate) struct Beside<'a> {
     pub(crate) progress: &'a MultiProgress,
     pub(crate) cancel: &'a CancellationToken,
     pub(crate) telemetry: &'a Telemetry,
+    /// The SLO, when one is set: goodput per scenario.
+    pub(crate) analysis: &'a super::slo::Analysis,
 }
 
 /// Runs the scenarios on a connected engine, appending every record to

@@ -11,6 +11,7 @@ mod lock;
 pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod sim;
+pub(crate) mod slo;
 mod telemetry;
 mod trends;
 

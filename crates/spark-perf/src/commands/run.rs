@@ -114,6 +114,8 @@ pub struct RunOpts {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub slo: super::slo::SloArgs,
+    #[command(flatten)]
     pub history: super::history::HistoryArgs,
     #[command(flatten)]
     pub export: super::export::ExportArgs,
@@ -163,6 +165,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         opts.scenarios.as_deref(),
         opts.iterations,
     )?;
+    let analysis = super::slo::Analysis::resolve(&opts.slo, opts.scenario_file.as_deref())?;
     let api_key = super::api_key(opts.api_key_env.as_deref())?;
     print_plan(&project, &selection, &scenarios, opts.build);
     if opts.dry_run {
@@ -216,6 +219,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
                 &writer,
                 &progress,
                 &cancel,
+                &analysis,
             )
             .await;
             writer.set_displaced(displaced(&docker.displaced(), RestoreStatus::Pending));
@@ -447,6 +451,7 @@ async fn one_service(
     writer: &SuiteWriter,
     progress: &indicatif::MultiProgress,
     cancel: &tokio_util::sync::CancellationToken,
+    analysis: &super::slo::Analysis,
 ) -> EngineRun {
     let mut engine = EngineRun {
         service: service.name.clone(),
@@ -567,6 +572,7 @@ async fn one_service(
                 progress,
                 cancel,
                 telemetry: &telemetry,
+                analysis,
             };
             let measured = measure(service, scenarios, api_key, writer, &beside).await;
             let model_size = telemetry::model_size(running.model_files());
