@@ -6,8 +6,6 @@
 //! the second is an N/A column naming the dependency and its exit code, and
 //! nothing of the project is left behind.
 
-use std::process::{Command, Stdio};
-
 use spark_testkit::{ProjectGuard, TempDir, the_run_dir};
 
 const COMPOSE: &str = r#"
@@ -58,21 +56,18 @@ fn an_assigned_port_engine_is_measured_and_a_failed_downloader_makes_its_engine_
     let dir = TempDir::new(&project.0);
     std::fs::write(dir.0.join("compose.yml"), COMPOSE).expect("compose");
     std::fs::write(dir.0.join("scenarios.toml"), SCENARIOS).expect("scenarios");
-    let output = Command::new(env!("CARGO_BIN_EXE_spark-perf"))
-        .arg("run")
-        .arg("--compose")
-        .arg(dir.0.join("compose.yml"))
-        .args(["--project-name", &project.0])
-        .arg("--scenario-file")
-        .arg(dir.0.join("scenarios.toml"))
-        .args(["--health-interval", "200ms", "--health-timeout", "60s"])
-        .arg("--output")
-        .arg(dir.0.join("reports"))
-        .env("SPARK_PERF_LOCK_DIR", dir.0.join("locks"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("spark-perf runs");
+    let output = spark_testkit::run_command(
+        env!("CARGO_BIN_EXE_spark-perf"),
+        &project,
+        &dir.0.join("scenarios.toml"),
+        &dir.0.join("reports"),
+        &dir.0.join("locks"),
+    )
+    .arg("--compose")
+    .arg(dir.0.join("compose.yml"))
+    .args(["--health-timeout", "60s"])
+    .output()
+    .expect("spark-perf runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     // One engine failed, so the exit code says so.
     assert_eq!(output.status.code(), Some(2), "{stderr}");

@@ -34,30 +34,29 @@ fn setup(name: &str, scenarios: &str) -> Setup {
     }
 }
 
+/// `spark-perf run` with this test's project, scenarios, output and lock.
+fn run_command(setup: &Setup) -> Command {
+    spark_testkit::run_command(
+        env!("CARGO_BIN_EXE_spark-perf"),
+        &setup.project,
+        &setup.scenario_file,
+        &setup.output_dir,
+        &setup.output_dir.parent().expect("parent").join("locks"),
+    )
+}
+
 fn spark_perf(setup: &Setup, services: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_spark-perf"));
+    let mut command = run_command(setup);
     command
         .current_dir(spark_testkit::workspace_root())
-        .args(["run", "--compose", "compose/sim.yml"])
+        .args(["--compose", "compose/sim.yml"])
         .args(["--compose", "compose/sim-faults.yml"])
-        .args(["--project-name", &setup.project.0])
-        .arg("--scenario-file")
-        .arg(&setup.scenario_file)
-        .args(["--health-interval", "200ms", "--health-timeout", "60s"])
-        .arg("--output")
-        .arg(&setup.output_dir)
+        .args(["--health-timeout", "60s"])
         .env("SIM_VLLM_PORT", free_port().to_string())
         .env("SIM_TRTLLM_PORT", free_port().to_string())
         .env("SIM_LLAMACPP_PORT", free_port().to_string())
         .env("SIM_FAULT_PORT", free_port().to_string())
-        .env("SIM_LOAD_TIME", "1s")
-        .env("NO_COLOR", "1")
-        // Each test holds its own lock: tests run in parallel on one daemon.
-        .env(
-            "SPARK_PERF_LOCK_DIR",
-            setup.output_dir.parent().expect("parent").join("locks"),
-        )
-        .stdin(Stdio::null());
+        .env("SIM_LOAD_TIME", "1s");
     for service in services {
         command.args(["--only", service]);
     }
@@ -294,19 +293,11 @@ fn a_second_ctrl_c_exits_130_at_once_after_the_containers_bounded_stop() {
         port = free_port()
     );
     std::fs::write(dir.join("docker-compose.yml"), compose).expect("compose file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spark-perf"))
+    let mut child = run_command(&setup)
         .current_dir(&dir)
-        .args(["run", "-f"])
+        .arg("-f")
         .arg(dir.join("docker-compose.yml"))
-        .args(["--project-name", &setup.project.0])
-        .arg("--scenario-file")
-        .arg(&setup.scenario_file)
-        .args(["--health-interval", "200ms", "--health-timeout", "120s"])
-        .arg("--output")
-        .arg(&setup.output_dir)
-        .env("NO_COLOR", "1")
-        .env("SPARK_PERF_LOCK_DIR", &dir)
-        .stdin(Stdio::null())
+        .args(["--health-timeout", "120s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -357,28 +348,16 @@ fn a_tgi_engine_is_run_on_port_80_with_its_context_from_info() {
     }
     spark_testkit::sim_image();
     let setup = setup("tgi", SHORT);
-    let output = Command::new(env!("CARGO_BIN_EXE_spark-perf"))
+    let output = run_command(&setup)
         .current_dir(spark_testkit::workspace_root())
         .args([
-            "run",
             "--compose",
             "crates/spark-perf/tests/fixtures/compose/tgi.yml",
             "--only",
             "tgi-sim",
         ])
-        .args(["--project-name", &setup.project.0])
-        .arg("--scenario-file")
-        .arg(&setup.scenario_file)
-        .args(["--health-interval", "200ms", "--health-timeout", "60s"])
-        .arg("--output")
-        .arg(&setup.output_dir)
+        .args(["--health-timeout", "60s"])
         .env("TGI_SIM_PORT", free_port().to_string())
-        .env("NO_COLOR", "1")
-        .env(
-            "SPARK_PERF_LOCK_DIR",
-            setup.output_dir.parent().expect("parent").join("locks"),
-        )
-        .stdin(Stdio::null())
         .output()
         .expect("spark-perf runs");
     let stderr = String::from_utf8_lossy(&output.stderr);

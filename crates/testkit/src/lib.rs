@@ -240,6 +240,33 @@ impl Drop for ProjectGuard {
     }
 }
 
+/// `spark-perf run` as the Docker tests start it: the test's own compose
+/// project, scenario file, output and lock directory (tests run in
+/// parallel on one daemon, each holding its own run lock), quick health
+/// polling, no colour and no stdin. The caller adds the compose files, the
+/// health timeout and what the test is about.
+pub fn run_command(
+    program: &str,
+    project: &ProjectGuard,
+    scenario_file: &Path,
+    output_dir: &Path,
+    lock_dir: &Path,
+) -> Command {
+    let mut command = Command::new(program);
+    command
+        .arg("run")
+        .args(["--project-name", &project.0])
+        .arg("--scenario-file")
+        .arg(scenario_file)
+        .args(["--health-interval", "200ms"])
+        .arg("--output")
+        .arg(output_dir)
+        .env("NO_COLOR", "1")
+        .env("SPARK_PERF_LOCK_DIR", lock_dir)
+        .stdin(Stdio::null());
+    command
+}
+
 /// The path of the program `name` on PATH, or `None` with the reason the
 /// test named `test_name` skips printed; under `SPARK_PERF_REQUIRE_DOCKER=1`
 /// (CI, whose `.ci/run` installs it) a missing program is a failure.
