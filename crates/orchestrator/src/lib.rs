@@ -53,6 +53,7 @@ mod resources;
 mod running;
 mod stats;
 mod sweep;
+mod top;
 
 pub use compose::{
     AssignedPort, BuildSpec, Checked, ComposeProject, Dependency, DependencyCondition, Diagnostic,

@@ -4,8 +4,10 @@
 
 use spark_results::{Distribution, EngineRun, ScenarioResult, SuiteResults};
 
+mod gpu;
 mod telemetry;
 
+pub use gpu::gpu_line;
 pub use telemetry::unavailable as telemetry_unavailable;
 
 /// Which way a metric improves.
@@ -28,6 +30,8 @@ pub enum Format {
     Count,
     /// Bytes in binary units (`5.2 MiB`, `17.3 GiB`).
     Bytes,
+    /// Three decimals (joules per token).
+    ThreeDecimals,
 }
 
 impl Format {
@@ -38,6 +42,7 @@ impl Format {
             Format::TwoDecimals => format!("{value:.2}"),
             Format::Count => format!("{value:.0}"),
             Format::Bytes => telemetry::format_bytes(value),
+            Format::ThreeDecimals => format!("{value:.3}"),
         }
     }
 }
@@ -213,7 +218,8 @@ pub fn tables(suite: &SuiteResults) -> Vec<Table> {
             .iter()
             .position(|row| row.metric == "failed")
             .unwrap_or(rows.len());
-        rows.splice(at..at, telemetry::usage_rows(suite, &name));
+        let beside = telemetry::usage_rows(suite, &name).into_iter();
+        rows.splice(at..at, beside.chain(gpu::rows(suite, &name)));
         let rows = rows
             .into_iter()
             .filter(|row| row.cells.iter().any(Option::is_some))

@@ -18,12 +18,17 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod engine;
+mod gpu;
 mod pick;
 mod suite;
 mod sweep;
 mod telemetry;
 
 pub use engine::{EngineCounters, EngineTimings, EngineTimingsAggregate};
+pub use gpu::{
+    DeviceGpu, EngineGpu, GpuEnergyMethod, GpuInfo, GpuMemoryKind, GpuSample, GpuUnavailable,
+    ScenarioGpu,
+};
 pub use pick::{Pick, PickFigure, PickSummaryRow, PickUseCase, PickVerdict};
 pub use sweep::{Capacity, CapacityProbe, SloMetric, SloObjective, SloResult, SweepLevel};
 pub use telemetry::{EngineTelemetry, ModelSize, ScenarioUsage, UsageSample};

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EngineTelemetry, Pick, RunResults};
+use crate::{EngineTelemetry, GpuInfo, Pick, RunResults};
 
 /// Version of the JSON shape of [`SuiteResults`].
 pub const SUITE_SCHEMA_VERSION: u32 = 1;
@@ -41,6 +41,10 @@ pub struct SuiteResults {
     /// an engine needs), stopped for the run and started again at its end.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub displaced: Vec<DisplacedContainer>,
+    /// The machine's GPUs (names, driver, CUDA or ROCm version), or why none
+    /// could be read; absent in files written before spark-perf read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuInfo>,
 }
 
 /// A container that was running before the run and was stopped because it

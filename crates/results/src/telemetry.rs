@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::EngineGpu;
+
 /// The telemetry of one engine's turn.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngineTelemetry {
@@ -31,6 +33,10 @@ pub struct EngineTelemetry {
     /// The model's size on disk.
     #[serde(default)]
     pub model_size: ModelSize,
+    /// The GPUs over each scenario; absent where no GPU could be read (the
+    /// run's `gpu.unavailable` says why) and in files written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<EngineGpu>,
 }
 
 impl EngineTelemetry {

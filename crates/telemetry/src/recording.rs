@@ -104,6 +104,7 @@ impl Recording {
             scenarios,
             samples: self.samples,
             model_size,
+            gpu: None,
         }
     }
 }

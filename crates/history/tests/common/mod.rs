@@ -176,6 +176,7 @@ pub(crate) fn suite(started_unix_ms: u64, ttfts_ms: &[f64], image_id: &str) -> S
         source: "compose/sim.yml (project sim)".to_owned(),
         pick: None,
         displaced: Vec::new(),
+        gpu: None,
         engines: vec![
             EngineRun {
                 service: "sim-a".to_owned(),

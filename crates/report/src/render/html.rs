@@ -55,6 +55,9 @@ pub fn render_with_trends(suite: &SuiteResults, trends: &[super::trends::Trend])
         escape(&suite.source),
         format_unix_ms(suite.started_unix_ms)
     );
+    if let Some(gpu) = crate::compare_table::gpu_line(suite) {
+        let _ = writeln!(out, "<p class=\"meta\">{}</p>", escape(&gpu));
+    }
     if !suite.complete {
         let reason = suite.stopped.as_deref().unwrap_or("stopped early");
         let _ = writeln!(
@@ -101,6 +104,7 @@ pub fn render_with_trends(suite: &SuiteResults, trends: &[super::trends::Trend])
     }
     charts(&mut out, suite);
     memory_charts(&mut out, suite);
+    super::power_chart::section(&mut out, suite);
     out.push_str(&super::trends::section(trends));
     let failed = failures(suite);
     if !failed.is_empty() {
@@ -328,7 +332,7 @@ fn series(
 }
 
 /// The most points a timeline draws; longer series keep each bucket's peak.
-const MAX_TIMELINE_POINTS: usize = 600;
+pub(super) const MAX_TIMELINE_POINTS: usize = 600;
 
 /// One chart per engine of its memory over its turn, the scenarios' starts
 /// marked; engines without samples have none (their N/A reason is among the
@@ -380,7 +384,7 @@ fn memory_charts(out: &mut String, suite: &SuiteResults) {
 
 /// At most `max` points: consecutive buckets, each its peak (so a spike is
 /// never averaged away).
-fn peaks(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+pub(super) fn peaks(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
     if points.len() <= max {
         return points.to_vec();
     }

@@ -22,6 +22,9 @@ pub fn render(suite: &SuiteResults) -> String {
         escape(&suite.source),
         format_unix_ms(suite.started_unix_ms)
     );
+    if let Some(gpu) = crate::compare_table::gpu_line(suite) {
+        let _ = writeln!(out, "{}\n", escape(&gpu));
+    }
     if !suite.complete {
         let reason = suite.stopped.as_deref().unwrap_or("stopped early");
         let _ = writeln!(out, "> **Incomplete run:** {}\n", escape(reason));

@@ -4,6 +4,7 @@
 pub mod html;
 pub mod markdown;
 pub mod openmetrics;
+mod power_chart;
 pub mod svg;
 pub mod text;
 pub mod trends;

@@ -59,6 +59,9 @@ fn header(out: &mut String, suite: &SuiteResults) {
     let _ = writeln!(out, "  tool:    {}", suite.tool);
     let _ = writeln!(out, "  source:  {}", suite.source);
     let _ = writeln!(out, "  started: {}", format_unix_ms(suite.started_unix_ms));
+    if let Some(gpu) = crate::compare_table::gpu_line(suite) {
+        let _ = writeln!(out, "  {gpu}");
+    }
     if !suite.complete {
         let reason = suite.stopped.as_deref().unwrap_or("stopped early");
         let _ = writeln!(out, "  INCOMPLETE: {reason}");

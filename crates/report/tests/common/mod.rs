@@ -135,6 +135,7 @@ pub(crate) fn suite() -> SuiteResults {
         source: "compose/sim.yml (project sim)".to_owned(),
         pick: None,
         displaced: Vec::new(),
+        gpu: None,
         engines: vec![
             EngineRun {
                 telemetry: Some(telemetry(&["warmup", "throughput"], 17.0)),
@@ -210,5 +211,6 @@ pub(crate) fn telemetry(names: &[&str], base_gib: f64) -> spark_results::EngineT
             kind: Some("gguf".to_owned()),
             unavailable: None,
         },
+        gpu: None,
     }
 }

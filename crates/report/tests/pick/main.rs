@@ -170,6 +170,7 @@ pub(crate) fn suite(engines: Vec<EngineRun>) -> SuiteResults {
         pick: None,
         engines,
         displaced: Vec::new(),
+        gpu: None,
     }
 }
 

@@ -14,6 +14,7 @@ use spark_load::{Engine, EngineConfig, RunOptions, Timeouts};
 use spark_results::{Endpoint, EngineOutcome, EngineRun, ModelSize, Provenance};
 
 use super::flow::{self, SuiteWriter};
+use super::gpu::Gpu;
 use super::telemetry::{Target, Telemetry};
 
 /// Options of `spark-perf bench`.
@@ -194,13 +195,20 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
     analysis.apply(&mut options);
     let progress = flow::progress();
     let engine_dir = writer.engine_dir(&service)?;
-    let telemetry = Telemetry::start(match opts.pid {
-        Some(pid) => Target::Process(pid),
-        None => Target::Unavailable(
-            "the engine was not started by spark-perf (bench --pid PID samples its process)"
-                .to_owned(),
-        ),
-    });
+    let gpu = Gpu::detect().await;
+    writer.set_gpu(gpu.info());
+    let pids: Vec<u32> = opts.pid.into_iter().collect();
+    let telemetry = Telemetry::start(
+        match opts.pid {
+            Some(pid) => Target::Process(pid),
+            None => Target::Unavailable(
+                "the engine was not started by spark-perf (bench --pid PID samples its process)"
+                    .to_owned(),
+            ),
+        },
+        &gpu,
+        &pids,
+    );
     let beside = flow::Beside {
         progress: &progress,
         cancel: &cancel,
@@ -217,7 +225,7 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
     )
     .await;
     let model_size = ModelSize::unavailable("bench --url does not know the engine's files");
-    let telemetry = telemetry.finish(model_size).await;
+    let telemetry = telemetry.finish(model_size, measured.as_ref().ok()).await;
     let mut run = EngineRun {
         service,
         flavor: "unknown".to_owned(),

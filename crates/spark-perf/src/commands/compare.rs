@@ -292,6 +292,7 @@ fn one_engine_suite(file: &Path, results: RunResults) -> SuiteResults {
         source: format!("{} (one engine's results)", file.display()),
         pick: None,
         displaced: Vec::new(),
+        gpu: None,
         engines: vec![engine],
     }
 }

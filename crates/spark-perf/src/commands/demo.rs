@@ -15,6 +15,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::flow::{self, SuiteWriter};
+use super::gpu::Gpu;
 use super::telemetry::{Target, Telemetry};
 
 /// Options of `spark-perf demo`.
@@ -84,13 +85,15 @@ pub(crate) async fn run(opts: DemoOpts) -> anyhow::Result<u8> {
         "spark-perf demo: three spark-sim engines as local processes".to_owned(),
     )?;
     eprintln!("writing results to {}", writer.dir().display());
+    let gpu = Gpu::detect().await;
+    writer.set_gpu(gpu.info());
     let progress = flow::progress();
     for &(name, profile, flavor) in ENGINES {
         if cancel.is_cancelled() {
             break;
         }
         let engine = one_engine(
-            &exe, name, profile, flavor, &scenarios, &writer, &progress, &cancel, &analysis,
+            &exe, name, profile, flavor, &scenarios, &writer, &progress, &cancel, &analysis, &gpu,
         )
         .await;
         writer.push(engine)?;
@@ -119,6 +122,7 @@ async fn one_engine(
     progress: &indicatif::MultiProgress,
     cancel: &CancellationToken,
     analysis: &super::slo::Analysis,
+    gpu: &Gpu,
 ) -> EngineRun {
     let args: Vec<String> = [
         "sim",
@@ -203,10 +207,15 @@ async fn one_engine(
             let mut config = EngineConfig::new(base_url);
             config.model = Some(name.to_owned());
             // The sim process's memory and CPU beside each scenario.
-            let telemetry = Telemetry::start(match child.id() {
-                Some(pid) => Target::Process(pid),
-                None => Target::Unavailable("spark-sim exited".to_owned()),
-            });
+            let pids: Vec<u32> = child.id().into_iter().collect();
+            let telemetry = Telemetry::start(
+                match child.id() {
+                    Some(pid) => Target::Process(pid),
+                    None => Target::Unavailable("spark-sim exited".to_owned()),
+                },
+                gpu,
+                &pids,
+            );
             let beside = flow::Beside {
                 progress,
                 cancel,
@@ -218,7 +227,8 @@ async fn one_engine(
                 Err(err) => Err(err),
             };
             let model_size = ModelSize::unavailable("spark-sim serves no model files");
-            engine.telemetry = Some(telemetry.finish(model_size).await);
+            let results = measured.as_ref().ok();
+            engine.telemetry = Some(telemetry.finish(model_size, results).await);
             match measured {
                 Ok(results) => {
                     engine.outcome = flow::outcome_of(&results, cancel);

@@ -137,6 +137,7 @@ impl SuiteWriter {
                 source,
                 pick: None,
                 displaced: Vec::new(),
+                gpu: None,
                 engines: Vec::new(),
             },
         };
@@ -175,6 +176,12 @@ impl SuiteWriter {
     /// with the next engine, and by `finish`).
     pub(crate) fn set_displaced(&mut self, displaced: Vec<DisplacedContainer>) {
         self.suite.displaced = displaced;
+    }
+
+    /// Records the machine's GPUs, or why there are none (saved with the
+    /// next engine, and by `finish`).
+    pub(crate) fn set_gpu(&mut self, gpu: spark_results::GpuInfo) {
+        self.suite.gpu = Some(gpu);
     }
 
     /// The results so far.

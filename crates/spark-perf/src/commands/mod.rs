@@ -5,6 +5,7 @@ pub(crate) mod compare;
 pub(crate) mod demo;
 pub(crate) mod export;
 mod flow;
+mod gpu;
 pub(crate) mod history;
 mod judge;
 mod lock;

@@ -25,6 +25,7 @@ use spark_results::{
 };
 
 use super::flow::{self, SuiteWriter};
+use super::gpu::Gpu;
 use super::lock;
 use super::telemetry::{self, Target, Telemetry};
 use crate::EXIT_OK;
@@ -189,6 +190,8 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
     let source = format!("{compose_file} (project {})", project.name());
     let mut writer = SuiteWriter::create(&opts.output, source)?;
     eprintln!("writing results to {}", writer.dir().display());
+    let gpu = Gpu::detect().await;
+    writer.set_gpu(gpu.info());
     let progress = flow::progress();
     let health = HealthOptions {
         interval: opts.health_interval,
@@ -208,7 +211,8 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
             if cancel.is_cancelled() {
                 break;
             }
-            let engine = one_service(
+            // Boxed: an engine's turn holds much across its awaits.
+            let engine = Box::pin(one_service(
                 &docker,
                 &project,
                 service,
@@ -220,7 +224,8 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
                 &progress,
                 &cancel,
                 &analysis,
-            )
+                &gpu,
+            ))
             .await;
             writer.set_displaced(displaced(&docker.displaced(), RestoreStatus::Pending));
             writer.push(engine)?;
@@ -452,6 +457,7 @@ async fn one_service(
     progress: &indicatif::MultiProgress,
     cancel: &tokio_util::sync::CancellationToken,
     analysis: &super::slo::Analysis,
+    gpu: &Gpu,
 ) -> EngineRun {
     let mut engine = EngineRun {
         service: service.name.clone(),
@@ -566,8 +572,9 @@ async fn one_service(
             if let Some(provenance) = engine.provenance.as_mut() {
                 provenance.engine_version = flow::engine_version(&service.base_url).await;
             }
-            // The container's memory and CPU beside each scenario.
-            let telemetry = Telemetry::start(Target::Container(running.stats_reader()));
+            // The container's memory and CPU, and the GPUs, beside each scenario.
+            let pids = running.host_pids().await;
+            let telemetry = Telemetry::start(Target::Container(running.stats_reader()), gpu, &pids);
             let beside = flow::Beside {
                 progress,
                 cancel,
@@ -576,7 +583,8 @@ async fn one_service(
             };
             let measured = measure(service, scenarios, api_key, writer, &beside).await;
             let model_size = telemetry::model_size(running.model_files());
-            engine.telemetry = Some(telemetry.finish(model_size).await);
+            let results = measured.as_ref().ok();
+            engine.telemetry = Some(telemetry.finish(model_size, results).await);
             Some(measured)
         }
     };

@@ -3,13 +3,22 @@
 //! orchestrator, or a local process's `/proc`), the sampler around the
 //! scenarios, and the model's size from the container's command and mounts.
 //!
+//! The GPUs are sampled over the same turn (`gpu.rs`), on the same clock,
+//! and cut into the scenarios' windows kept here.
+//!
 //! The telemetry crate knows no Docker: the orchestrator's stats reader is
 //! wrapped here in a [`Probe`], and its mounts turned into plain paths.
 
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
 use spark_orchestrator::{ContainerMountKind, ModelFiles, StatsReader};
-use spark_results::{EngineTelemetry, ModelSize};
+use spark_results::{EngineTelemetry, ModelSize, RunResults};
+use spark_telemetry::gpu::ScenarioWindow;
 use spark_telemetry::model::{self, Mount, MountKind};
 use spark_telemetry::{DEFAULT_INTERVAL, Probe, ProcessProbe, ReadFuture, Reading, Sampler};
+
+use super::gpu::{Gpu, GpuTurn};
 
 /// What is sampled.
 #[derive(Debug)]
@@ -22,30 +31,47 @@ pub(crate) enum Target {
     Unavailable(String),
 }
 
-/// The sampler of one engine's turn, or why there is none.
+/// The samplers of one engine's turn (or why there is none for memory and
+/// CPU), and the scenarios' windows on the GPU sampler's clock.
 #[derive(Debug)]
 pub(crate) struct Telemetry {
     sampler: Option<Sampler>,
     unavailable: Option<String>,
+    gpu: GpuTurn,
+    origin: Instant,
+    windows: Mutex<Vec<(String, f64, Option<f64>)>>,
 }
 
 impl Telemetry {
-    /// Starts sampling `target` (at once: the first reading is taken now).
-    pub(crate) fn start(target: Target) -> Telemetry {
-        let probe: Box<dyn Probe> = match target {
-            Target::Container(reader) => Box::new(ContainerProbe(reader)),
-            Target::Process(pid) => Box::new(ProcessProbe::new(pid)),
-            Target::Unavailable(why) => {
-                return Telemetry {
-                    sampler: None,
-                    unavailable: Some(why),
-                };
-            }
+    /// Starts sampling `target` and the GPUs (at once: the first readings are
+    /// taken now); `pids` are the engine's processes on the host.
+    pub(crate) fn start(target: Target, gpu: &Gpu, pids: &[u32]) -> Telemetry {
+        let origin = Instant::now();
+        let gpu = gpu.start(pids, origin);
+        let (sampler, unavailable) = match target {
+            Target::Container(reader) => (
+                Some(Box::new(ContainerProbe(reader)) as Box<dyn Probe>),
+                None,
+            ),
+            Target::Process(pid) => (
+                Some(Box::new(ProcessProbe::new(pid)) as Box<dyn Probe>),
+                None,
+            ),
+            Target::Unavailable(why) => (None, Some(why)),
         };
         Telemetry {
-            sampler: Some(Sampler::start(probe, DEFAULT_INTERVAL)),
-            unavailable: None,
+            sampler: sampler.map(|probe| Sampler::start(probe, DEFAULT_INTERVAL)),
+            unavailable,
+            gpu,
+            origin,
+            windows: Mutex::new(Vec::new()),
         }
+    }
+
+    fn windows(&self) -> MutexGuard<'_, Vec<(String, f64, Option<f64>)>> {
+        self.windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Marks a scenario's start.
@@ -53,6 +79,8 @@ impl Telemetry {
         if let Some(sampler) = &self.sampler {
             sampler.scenario_started(name);
         }
+        let at_s = self.origin.elapsed().as_secs_f64();
+        self.windows().push((name.to_owned(), at_s, None));
     }
 
     /// Marks a scenario's end.
@@ -60,11 +88,34 @@ impl Telemetry {
         if let Some(sampler) = &self.sampler {
             sampler.scenario_ended(name);
         }
+        let at_s = self.origin.elapsed().as_secs_f64();
+        if let Some(window) = self
+            .windows()
+            .iter_mut()
+            .rev()
+            .find(|(n, _, end)| n == name && end.is_none())
+        {
+            window.2 = Some(at_s);
+        }
     }
 
-    /// Stops the sampling; what results.json keeps, with the model's size.
-    pub(crate) async fn finish(self, model_size: ModelSize) -> EngineTelemetry {
-        match self.sampler {
+    /// Stops the sampling; what results.json keeps, with the model's size and
+    /// each scenario's energy per output token from `results`.
+    pub(crate) async fn finish(
+        self,
+        model_size: ModelSize,
+        results: Option<&RunResults>,
+    ) -> EngineTelemetry {
+        let end_s = self.origin.elapsed().as_secs_f64();
+        let windows: Vec<ScenarioWindow> = std::mem::take(&mut *self.windows())
+            .into_iter()
+            .map(|(name, start_s, end)| ScenarioWindow {
+                name,
+                start_s,
+                end_s: end.unwrap_or(end_s),
+            })
+            .collect();
+        let mut telemetry = match self.sampler {
             Some(sampler) => {
                 let telemetry = sampler.finish().await.into_telemetry(model_size);
                 if let Some(why) = &telemetry.unavailable {
@@ -77,7 +128,9 @@ impl Telemetry {
                 model_size,
                 ..EngineTelemetry::default()
             },
-        }
+        };
+        telemetry.gpu = self.gpu.finish(windows, results).await;
+        telemetry
     }
 }
 

@@ -16,6 +16,7 @@ pub mod nvidia_smi;
 mod nvml;
 mod sampler;
 pub mod unified;
+mod windows;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use sampler::{DeviceSummary, GpuReport, GpuSampler};
+pub use windows::ScenarioWindow;
 
 /// How often the sampler reads the devices.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);

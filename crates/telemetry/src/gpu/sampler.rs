@@ -78,6 +78,13 @@ impl GpuSampler {
     /// GPU memory is read where the backend can. Does nothing while already
     /// sampling or without a backend.
     pub fn start(&mut self, pids: &[u32]) {
+        self.start_at(pids, Instant::now());
+    }
+
+    /// [`start`](Self::start) with the samples' times counted from `origin`
+    /// (an instant at or before now), so that they share a clock with the
+    /// caller's other series and scenario windows.
+    pub fn start_at(&mut self, pids: &[u32], origin: Instant) {
         let State::Idle(Some(_)) = self.state else {
             return;
         };
@@ -90,7 +97,8 @@ impl GpuSampler {
         let thread = std::thread::Builder::new()
             .name("gpu-sampler".to_owned())
             .spawn(move || {
-                let collected = sample_until_stopped(probe.as_mut(), &pids, interval, &stopped);
+                let collected =
+                    sample_until_stopped(probe.as_mut(), &pids, interval, origin, &stopped);
                 (probe, collected)
             });
         self.state = match thread {
@@ -99,6 +107,11 @@ impl GpuSampler {
             // with the closure, so later starts do nothing either.
             Err(_) => State::Idle(None),
         };
+    }
+
+    /// The sampling interval.
+    pub fn interval(&self) -> Duration {
+        self.interval
     }
 
     /// Stops sampling and summarises what was read since `start`.
@@ -137,9 +150,9 @@ fn sample_until_stopped(
     probe: &mut dyn Probe,
     pids: &[u32],
     interval: Duration,
+    started: Instant,
     stopped: &mpsc::Receiver<()>,
 ) -> Collected {
-    let started = Instant::now();
     let mut collected = Collected::default();
     loop {
         let read_at = Instant::now();
