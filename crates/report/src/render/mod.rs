@@ -5,6 +5,7 @@ pub mod html;
 pub mod markdown;
 pub mod openmetrics;
 pub mod svg;
+pub mod sweep;
 pub mod text;
 pub mod trends;
 
