@@ -43,7 +43,7 @@ fn text_report() {
               interactive chat → N/A: TTFT at c=1: the latency scenario was not in this run
                   why: Lowest TTFT p50 of one user (the latency scenario); where that is a tie within the noise, the faster single-user decode breaks it.
               batch → fp8-moe: 300 % higher output tok/s at saturation than bf16-dense (1638.4 vs 409.6 tok/s)
-                  why: Highest output tok/s at saturation (the throughput scenario, until the concurrency sweep finds each engine's saturation level).
+                  why: Highest output tok/s at saturation: the concurrency sweep's steady output throughput at the level it saturated at (its highest level when it never saturated), else the throughput scenario's. Here: bf16-dense from the throughput scenario (c=16; no concurrency sweep); fp8-moe from the throughput scenario (c=16; no concurrency sweep).
               long documents → N/A: TTFT at a long context: no one-user scenario of 1024 input tokens or more measured (the long-context group)
                   why: Lowest TTFT p50 at the longest context that every engine ran (one user, at least 1024 input tokens).
               capacity → N/A: capacity within the SLO: not measured (needs the concurrency sweep and an SLO)
@@ -186,7 +186,7 @@ fn markdown_report() {
             | use case | pick | why |
             | --- | --- | --- |
             | interactive chat | N/A: TTFT at c=1: the latency scenario was not in this run | Lowest TTFT p50 of one user (the latency scenario); where that is a tie within the noise, the faster single-user decode breaks it. |
-            | batch | fp8-moe: 300 % higher output tok/s at saturation than bf16-dense (1638.4 vs 409.6 tok/s) | Highest output tok/s at saturation (the throughput scenario, until the concurrency sweep finds each engine's saturation level). |
+            | batch | fp8-moe: 300 % higher output tok/s at saturation than bf16-dense (1638.4 vs 409.6 tok/s) | Highest output tok/s at saturation: the concurrency sweep's steady output throughput at the level it saturated at (its highest level when it never saturated), else the throughput scenario's. Here: bf16-dense from the throughput scenario (c=16; no concurrency sweep); fp8-moe from the throughput scenario (c=16; no concurrency sweep). |
             | long documents | N/A: TTFT at a long context: no one-user scenario of 1024 input tokens or more measured (the long-context group) | Lowest TTFT p50 at the longest context that every engine ran (one user, at least 1024 input tokens). |
             | capacity | N/A: capacity within the SLO: not measured (needs the concurrency sweep and an SLO) | Most load within the SLO (the largest concurrency of the sweep at which every objective holds). |
             | memory-constrained | N/A: only fp8-moe has runtime memory, nothing to compare it with | Lowest runtime memory while serving. Left out: bf16-dense: docker stats: the daemon refused. |

@@ -2,15 +2,18 @@
 //! accessor that gives the value (with the spread behind it) or says why
 //! there is none. Model size and runtime memory come from the engine's
 //! telemetry, capacity within the SLO from the concurrency sweep (the
-//! largest level that met it).
+//! largest level that met it), output tok/s at saturation from the sweep's
+//! saturated level where it ran.
 
-use spark_results::{Arrival, Distribution, EngineTelemetry, RunResults, ScenarioResult};
+use spark_results::{
+    Arrival, Distribution, EngineTelemetry, RunResults, ScenarioResult, SweepLevel,
+};
 
 /// The scenario of one user's latency: TTFT and decode speed at c=1.
 pub const LATENCY_SCENARIO: &str = "latency";
 
-/// The closed-loop scenario whose throughput stands for saturation until the
-/// concurrency sweep measures it.
+/// The closed-loop scenario whose throughput stands for saturation where the
+/// engine ran no concurrency sweep.
 pub const SATURATION_SCENARIO: &str = "throughput";
 
 /// The shortest input that counts as a long document.
@@ -47,14 +50,58 @@ pub fn decode_c1(results: &RunResults) -> Figure {
     median(&scenario.aggregate.decode_tok_s, scenario, "decode speed")
 }
 
-/// Output tok/s at saturation: the throughput scenario's, an aggregate
-/// (no spread), until the concurrency sweep gives its saturation level.
+/// Output tok/s at saturation: where the engine ran the concurrency sweep,
+/// the steady output throughput of the level it saturated at (of its
+/// highest level when it never saturated); otherwise the throughput
+/// scenario's. Both are aggregates (no spread); the source says which.
 pub fn saturation_output(results: &RunResults) -> Figure {
-    let scenario = measured_scenario(results, SATURATION_SCENARIO)?;
+    if let Some(figure) = sweep_saturation(results) {
+        return Ok(figure);
+    }
+    let scenario = measured_scenario(results, SATURATION_SCENARIO)
+        .map_err(|why| format!("no concurrency sweep, and {why}"))?;
     Ok(Measured {
         value: scenario.aggregate.output_throughput_tok_s,
         stddev: None,
-        source: format!("{} (c={})", scenario.name, scenario.config.concurrency),
+        source: format!(
+            "the {} scenario (c={}; no concurrency sweep)",
+            scenario.name, scenario.config.concurrency
+        ),
+    })
+}
+
+/// The sweep's figure, `None` when no level of a sweep was measured.
+fn sweep_saturation(results: &RunResults) -> Option<Measured> {
+    let levels: Vec<(&ScenarioResult, &SweepLevel)> = results
+        .scenarios
+        .iter()
+        .filter(|s| !s.discarded && s.not_run.is_none() && s.aggregate.n_ok > 0)
+        .filter_map(|s| s.sweep.as_ref().map(|level| (s, level)))
+        .collect();
+    let saturated_at = levels.iter().find_map(|(_, level)| level.saturated_at);
+    let (scenario, level, why) = match saturated_at
+        .and_then(|at| levels.iter().find(|(_, level)| level.level == at))
+    {
+        Some((scenario, level)) => (scenario, level, "the level the sweep saturated at"),
+        None => levels
+            .iter()
+            .max_by_key(|(_, level)| level.level)
+            .map(|(scenario, level)| {
+                (
+                    scenario,
+                    level,
+                    "the highest level; the sweep never saturated",
+                )
+            })?,
+    };
+    let (value, window) = match level.steady_output_throughput_tok_s {
+        Some(value) => (value, "steady window"),
+        None => (scenario.aggregate.output_throughput_tok_s, "whole scenario"),
+    };
+    Some(Measured {
+        value,
+        stddev: None,
+        source: format!("{} (c={}, {why}; {window})", scenario.name, level.level),
     })
 }
 

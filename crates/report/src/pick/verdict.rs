@@ -320,9 +320,18 @@ pub(super) fn interactive_chat(entrants: &[Entrant<'_>]) -> PickUseCase {
 }
 
 pub(super) fn batch(entrants: &[Entrant<'_>]) -> PickUseCase {
-    let rule = "Highest output tok/s at saturation (the throughput scenario, until the concurrency sweep finds each engine's saturation level).";
     let (candidates, missing) = gather(entrants, |e| figures::saturation_output(e.results));
-    decide("batch", rule, &SATURATION, &candidates, &missing)
+    // Which figure each engine brought: its sweep's saturated level, or the
+    // throughput scenario where it ran no sweep.
+    let sources: Vec<String> = candidates
+        .iter()
+        .map(|c| format!("{} from {}", c.engine, c.figure.source))
+        .collect();
+    let mut rule = "Highest output tok/s at saturation: the concurrency sweep's steady output throughput at the level it saturated at (its highest level when it never saturated), else the throughput scenario's.".to_owned();
+    if !sources.is_empty() {
+        rule = format!("{} Here: {}.", rule, sources.join("; "));
+    }
+    decide("batch", &rule, &SATURATION, &candidates, &missing)
 }
 
 pub(super) fn long_documents(entrants: &[Entrant<'_>]) -> PickUseCase {

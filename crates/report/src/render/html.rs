@@ -1,8 +1,8 @@
 //! The HTML report: one self-contained file (inline CSS, inline SVG, one
 //! small inline script; nothing fetched) with the comparison tables and
 //! charts: TTFT and output tok/s per engine, latency distributions, input
-//! length against TTFT for the long-context scenarios, and throughput
-//! against request rate or concurrency.
+//! length against TTFT for the long-context scenarios, throughput against
+//! request rate or concurrency, and the concurrency sweep's ([`super::sweep`]).
 
 use std::fmt::Write as _;
 
@@ -103,6 +103,7 @@ pub fn render_with_trends(suite: &SuiteResults, trends: &[super::trends::Trend])
         out.push_str("</tbody></table>\n");
     }
     charts(&mut out, suite);
+    out.push_str(&super::sweep::section(suite));
     memory_charts(&mut out, suite);
     super::power_chart::section(&mut out, suite);
     out.push_str(&super::trends::section(trends));

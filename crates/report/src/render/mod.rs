@@ -6,6 +6,7 @@ pub mod markdown;
 pub mod openmetrics;
 mod power_chart;
 pub mod svg;
+pub mod sweep;
 pub mod text;
 pub mod trends;
 

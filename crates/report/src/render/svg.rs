@@ -34,7 +34,7 @@ pub fn escape(text: &str) -> String {
     escaped
 }
 
-fn nice_max(value: f64) -> f64 {
+pub(crate) fn nice_max(value: f64) -> f64 {
     if value <= 0.0 || !value.is_finite() {
         return 1.0;
     }
@@ -47,7 +47,7 @@ fn nice_max(value: f64) -> f64 {
     10.0 * magnitude
 }
 
-fn label(value: f64) -> String {
+pub(crate) fn label(value: f64) -> String {
     if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 10.0 {

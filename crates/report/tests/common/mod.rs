@@ -214,3 +214,68 @@ pub(crate) fn telemetry(names: &[&str], base_gib: f64) -> spark_results::EngineT
         gpu: None,
     }
 }
+
+/// [`suite`] with a concurrency sweep on both measured engines (levels 1,
+/// 4, 16; fp8-moe saturates at 4) judged against `ttft_p90=500ms,
+/// tpot_p90=50ms`.
+#[allow(dead_code)] // not every test binary uses every fixture
+pub(crate) fn swept_suite() -> SuiteResults {
+    use spark_results::{SloMetric, SloObjective, SloResult, SweepLevel};
+    let mut suite = suite();
+    for engine in suite.engines.iter_mut().take(2) {
+        let speed = if engine.service == "fp8-moe" {
+            2.0
+        } else {
+            0.5
+        };
+        let saturated_at = (speed > 1.0).then_some(4);
+        let results = engine.results.as_mut().expect("results");
+        for level in [1u32, 4, 16] {
+            let mut s = scenario(&format!("sweep-c{level}"), speed, 0);
+            s.config.concurrency = level;
+            let load = f64::from(level);
+            s.aggregate.ttft_ms = dist(
+                40.0 * load / speed,
+                38.0 * load / speed,
+                90.0 * load / speed,
+            );
+            s.aggregate.tpot_ms = dist(
+                10.0 * load.sqrt() / speed,
+                10.0 * load.sqrt() / speed,
+                14.0 * load.sqrt() / speed,
+            );
+            let steady = 100.0 * speed * load.min(if speed > 1.0 { 4.0 } else { 16.0 });
+            s.sweep = Some(SweepLevel {
+                level,
+                steady_window_start_s: 1.0,
+                steady_window_end_s: 9.0,
+                steady_n_ok: 8 * level,
+                steady_request_throughput_rps: Some(steady / 256.0),
+                steady_output_throughput_tok_s: Some(steady),
+                saturated_at,
+            });
+            let objective = |key: &str, metric, limit_ms: f64, value: Option<f64>| SloObjective {
+                key: key.to_owned(),
+                metric,
+                percentile: 90,
+                limit_ms,
+                scenario_value_ms: value,
+                met: value.is_some_and(|v| v <= limit_ms),
+                n_met: 64,
+            };
+            let objectives = vec![
+                objective("ttft_p90", SloMetric::Ttft, 500.0, s.aggregate.ttft_ms.p90),
+                objective("tpot_p90", SloMetric::Tpot, 50.0, s.aggregate.tpot_ms.p90),
+            ];
+            s.slo = Some(SloResult {
+                met: objectives.iter().all(|o| o.met),
+                objectives,
+                n_met: 64,
+                goodput_rps: Some(3.2),
+                met_share: Some(1.0),
+            });
+            results.scenarios.push(s);
+        }
+    }
+    suite
+}

@@ -2,6 +2,7 @@
 //! noise, a missing figure, a failed engine, and the section every renderer
 //! opens with (snapshots; `UPDATE_EXPECT=1` rewrites them).
 
+mod saturation;
 mod snapshots;
 
 use std::collections::BTreeMap;

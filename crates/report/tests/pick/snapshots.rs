@@ -53,7 +53,7 @@ fn text_section() {
               interactive chat → snappy: 50 % lower TTFT at c=1 than bulk (50.0 vs 100.0 ms)
                   why: Lowest TTFT p50 of one user (the latency scenario); where that is a tie within the noise, the faster single-user decode breaks it.
               batch → bulk: 100 % higher output tok/s at saturation than snappy (1000.0 vs 500.0 tok/s)
-                  why: Highest output tok/s at saturation (the throughput scenario, until the concurrency sweep finds each engine's saturation level).
+                  why: Highest output tok/s at saturation: the concurrency sweep's steady output throughput at the level it saturated at (its highest level when it never saturated), else the throughput scenario's. Here: bulk from the throughput scenario (c=16; no concurrency sweep); small from the throughput scenario (c=16; no concurrency sweep); snappy from the throughput scenario (c=16; no concurrency sweep).
               long documents → small: 33 % lower TTFT at 1024 input tokens than bulk (100.0 vs 150.0 ms)
                   why: Lowest TTFT p50 at the longest context that every engine ran (one user, at least 1024 input tokens).
               capacity → N/A: capacity within the SLO: not measured (needs the concurrency sweep and an SLO)
@@ -92,7 +92,7 @@ fn markdown_section() {
             | use case | pick | why |
             | --- | --- | --- |
             | interactive chat | snappy: 50 % lower TTFT at c=1 than bulk (50.0 vs 100.0 ms) | Lowest TTFT p50 of one user (the latency scenario); where that is a tie within the noise, the faster single-user decode breaks it. |
-            | batch | bulk: 100 % higher output tok/s at saturation than snappy (1000.0 vs 500.0 tok/s) | Highest output tok/s at saturation (the throughput scenario, until the concurrency sweep finds each engine's saturation level). |
+            | batch | bulk: 100 % higher output tok/s at saturation than snappy (1000.0 vs 500.0 tok/s) | Highest output tok/s at saturation: the concurrency sweep's steady output throughput at the level it saturated at (its highest level when it never saturated), else the throughput scenario's. Here: bulk from the throughput scenario (c=16; no concurrency sweep); small from the throughput scenario (c=16; no concurrency sweep); snappy from the throughput scenario (c=16; no concurrency sweep). |
             | long documents | small: 33 % lower TTFT at 1024 input tokens than bulk (100.0 vs 150.0 ms) | Lowest TTFT p50 at the longest context that every engine ran (one user, at least 1024 input tokens). |
             | capacity | N/A: capacity within the SLO: not measured (needs the concurrency sweep and an SLO) | Most load within the SLO (the largest concurrency of the sweep at which every objective holds). |
             | memory-constrained | N/A: runtime memory: not measured (no telemetry in these results) | Lowest runtime memory while serving. |
@@ -126,7 +126,7 @@ fn html_section() {
             <h3>Which to run</h3>
             <table class="pick"><thead><tr><th>use case</th><th>pick</th><th>why</th></tr></thead><tbody>
             <tr class="winner"><td>interactive chat</td><td>snappy: 50 % lower TTFT at c=1 than bulk (50.0 vs 100.0 ms)</td><td>Lowest TTFT p50 of one user (the latency scenario); where that is a tie within the noise, the faster single-user decode breaks it.</td></tr>
-            <tr class="winner"><td>batch</td><td>bulk: 100 % higher output tok/s at saturation than snappy (1000.0 vs 500.0 tok/s)</td><td>Highest output tok/s at saturation (the throughput scenario, until the concurrency sweep finds each engine&#39;s saturation level).</td></tr>
+            <tr class="winner"><td>batch</td><td>bulk: 100 % higher output tok/s at saturation than snappy (1000.0 vs 500.0 tok/s)</td><td>Highest output tok/s at saturation: the concurrency sweep&#39;s steady output throughput at the level it saturated at (its highest level when it never saturated), else the throughput scenario&#39;s. Here: bulk from the throughput scenario (c=16; no concurrency sweep); small from the throughput scenario (c=16; no concurrency sweep); snappy from the throughput scenario (c=16; no concurrency sweep).</td></tr>
             <tr class="winner"><td>long documents</td><td>small: 33 % lower TTFT at 1024 input tokens than bulk (100.0 vs 150.0 ms)</td><td>Lowest TTFT p50 at the longest context that every engine ran (one user, at least 1024 input tokens).</td></tr>
             <tr class="na"><td>capacity</td><td>N/A: capacity within the SLO: not measured (needs the concurrency sweep and an SLO)</td><td>Most load within the SLO (the largest concurrency of the sweep at which every objective holds).</td></tr>
             <tr class="na"><td>memory-constrained</td><td>N/A: runtime memory: not measured (no telemetry in these results)</td><td>Lowest runtime memory while serving.</td></tr>
