@@ -4,9 +4,11 @@
 
 use spark_results::{Distribution, EngineRun, ScenarioResult, SuiteResults};
 
+mod engine_metrics;
 mod gpu;
 mod telemetry;
 
+pub use engine_metrics::warm_cache_flags;
 pub use gpu::gpu_line;
 pub use telemetry::unavailable as telemetry_unavailable;
 
@@ -219,7 +221,10 @@ pub fn tables(suite: &SuiteResults) -> Vec<Table> {
             .position(|row| row.metric == "failed")
             .unwrap_or(rows.len());
         let beside = telemetry::usage_rows(suite, &name).into_iter();
-        rows.splice(at..at, beside.chain(gpu::rows(suite, &name)));
+        let beside = beside
+            .chain(gpu::rows(suite, &name))
+            .chain(engine_metrics::rows(suite, &name));
+        rows.splice(at..at, beside);
         let rows = rows
             .into_iter()
             .filter(|row| row.cells.iter().any(Option::is_some))

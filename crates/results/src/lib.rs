@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod engine;
+mod engine_metrics;
 mod gpu;
 mod pick;
 mod suite;
@@ -25,6 +26,7 @@ mod sweep;
 mod telemetry;
 
 pub use engine::{EngineCounters, EngineTimings, EngineTimingsAggregate};
+pub use engine_metrics::EngineScenarioMetrics;
 pub use gpu::{
     DeviceGpu, EngineGpu, GpuEnergyMethod, GpuInfo, GpuMemoryKind, GpuSample, GpuUnavailable,
     ScenarioGpu,

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::EngineGpu;
+use crate::{EngineGpu, EngineScenarioMetrics};
 
 /// The telemetry of one engine's turn.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,10 @@ pub struct EngineTelemetry {
     /// run's `gpu.unavailable` says why) and in files written before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<EngineGpu>,
+    /// The engine's own figures per scenario, from its metrics endpoint
+    /// (or llama-server's per-response timings); absent where it gives none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engine_metrics: Vec<EngineScenarioMetrics>,
 }
 
 impl EngineTelemetry {
@@ -51,6 +55,11 @@ impl EngineTelemetry {
     /// The figures of the scenario named `name`.
     pub fn scenario(&self, name: &str) -> Option<&ScenarioUsage> {
         self.scenarios.iter().find(|s| s.name == name)
+    }
+
+    /// The engine's own figures of the scenario named `name`.
+    pub fn engine_metrics(&self, name: &str) -> Option<&EngineScenarioMetrics> {
+        self.engine_metrics.iter().find(|s| s.name == name)
     }
 }
 

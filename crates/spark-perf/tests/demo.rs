@@ -98,8 +98,23 @@ fn demo_measures_three_simulated_engines_and_writes_every_report() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
+    // The machine's GPUs, or why none could be read: one of the two, once.
+    let gpu = &results["gpu"];
+    assert_ne!(
+        gpu["backend"].is_string(),
+        gpu["unavailable"].is_string(),
+        "{gpu}"
+    );
     for engine in results["engines"].as_array().expect("engines") {
         assert_eq!(engine["outcome"]["status"], "ok", "{engine}");
+        // The sim's own metrics, per scenario (vLLM's and llama.cpp's names).
+        let figures = engine["telemetry"]["engine_metrics"]
+            .as_array()
+            .expect("engine metrics");
+        assert!(
+            figures.iter().any(|f| f["kv_cache_usage_peak"].is_f64()),
+            "{engine}"
+        );
         let healthy = engine["startup"]["healthy_s"]
             .as_f64()
             .expect("time to healthy");

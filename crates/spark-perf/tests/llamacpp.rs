@@ -323,6 +323,40 @@ fn run_measures_llama_server_from_compose_end_to_end() {
         .expect("text report");
     let text = std::fs::read_to_string(text_report).expect("text");
     assert!(text.contains("engine-reported prefill p50"), "{text}");
+
+    // The container's memory was read through Docker's stats during the
+    // run: llama-server with its model loaded holds megabytes.
+    let telemetry = &engine["telemetry"];
+    assert_eq!(telemetry["source"], "docker stats", "{telemetry}");
+    let usage = telemetry["scenarios"]
+        .as_array()
+        .expect("telemetry scenarios")
+        .iter()
+        .find(|s| s["name"] == "throughput")
+        .expect("throughput telemetry");
+    let peak = usage["memory_peak_bytes"].as_u64().expect("memory peak");
+    assert!((1 << 20..1 << 34).contains(&peak), "{usage}");
+    assert!(text.contains("runtime memory peak"), "{text}");
+    // The model is inside the image: its size is N/A with the reason.
+    let model_size = &telemetry["model_size"];
+    assert!(model_size["bytes"].is_null(), "{model_size}");
+    assert!(model_size["unavailable"].is_string(), "{model_size}");
+    // llama-server's own figures: the prefix-cache hit rate from its
+    // timings, none for prompts that share no prefix.
+    let figures = telemetry["engine_metrics"]
+        .as_array()
+        .expect("engine metrics")
+        .iter()
+        .find(|f| f["name"] == "throughput")
+        .expect("throughput figures");
+    assert_eq!(
+        figures["prefix_cache_source"], "timings.cache_n / (cache_n + prompt_n)",
+        "{figures}"
+    );
+    assert!(
+        figures["prefix_cache_hit_rate"].as_f64().expect("hit rate") < 0.2,
+        "{figures}"
+    );
 }
 
 #[test]
@@ -364,6 +398,11 @@ requests = 2
         scenario(&engine["results"], "latency")["aggregate"]["n_ok"],
         2
     );
+    // The bind-mounted GGUF is found on the host and measured.
+    let model_size = &engine["telemetry"]["model_size"];
+    let on_disk = std::fs::metadata(&llamacpp.model).expect("the model").len();
+    assert_eq!(model_size["bytes"], on_disk, "{model_size}");
+    assert_eq!(model_size["kind"], "gguf", "{model_size}");
 }
 
 /// Waits for llama-server's `/health` to answer 200 (it answers 503

@@ -123,9 +123,24 @@ fn run_reads_the_containers_memory_and_the_models_size() {
             .unwrap_or_else(|| panic!("{name} in {results}"))
             .clone()
     };
+    // The machine's GPUs, or why none could be read: one of the two, once.
+    let gpu = &results["gpu"];
+    assert_ne!(
+        gpu["backend"].is_string(),
+        gpu["unavailable"].is_string(),
+        "{gpu}"
+    );
     for name in ["sim-gguf", "sim-hf"] {
         let telemetry = &engine(name)["telemetry"];
         assert_eq!(telemetry["source"], "docker stats", "{telemetry}");
+        // The sim container's own metrics, sampled beside its scenarios.
+        let figures = telemetry["engine_metrics"]
+            .as_array()
+            .expect("engine metrics");
+        assert!(
+            figures.iter().any(|f| f["name"] == "throughput"),
+            "{telemetry}"
+        );
         assert_eq!(telemetry["unavailable"], serde_json::Value::Null);
         let throughput = telemetry["scenarios"]
             .as_array()

@@ -28,6 +28,10 @@ pub mod model;
 /// a thread of their own (NVML calls block). See docs/TELEMETRY.md.
 pub mod gpu;
 
+/// The engine's own metrics sampled during the scenarios (through a probe
+/// the caller builds) and each scenario's figures from them.
+pub mod engine_metrics;
+
 /// Energy over a window: the GPU's energy counter, else integrated power;
 /// J per token and tokens per J.
 pub mod energy;

@@ -105,6 +105,7 @@ impl Recording {
             samples: self.samples,
             model_size,
             gpu: None,
+            engine_metrics: Vec::new(),
         }
     }
 }

@@ -5,9 +5,14 @@
 //! sent, for example).
 //!
 //! Only the engine's own families are kept (names with a known engine
-//! prefix), each summed over its label sets; histograms and summaries are
-//! left to the telemetry sampler. An engine without a metrics endpoint is
-//! asked once.
+//! prefix), each summed over its label sets; of a histogram or a summary
+//! only its `_sum` and `_count`, whose deltas give the engine's own mean
+//! (its TTFT, its inter-token latency). An engine without a metrics
+//! endpoint is asked once.
+//!
+//! [`Engine::read_metrics`] is the same read for the CLI's telemetry probe,
+//! which samples the gauges (KV-cache usage, queued requests) during a
+//! scenario.
 //!
 //! The text exposition format is parsed here: `prometheus-parse` 0.2.5, the
 //! crate we tried first, reads metric names as `\w+` and so drops every
@@ -93,6 +98,13 @@ impl Engine {
         }
     }
 
+    /// The engine's metrics now, every value of its own families summed
+    /// over label sets; `Ok(None)` when it serves none. For sampling during
+    /// a scenario beside the reads before and after it.
+    pub async fn read_metrics(&self) -> Result<Option<BTreeMap<String, f64>>, String> {
+        Ok(self.read_counters().await?.map(|(_, values)| values))
+    }
+
     fn set_metrics_path(&self, path: MetricsPath) {
         *self
             .inner
@@ -119,8 +131,9 @@ impl Engine {
 }
 
 /// The engine's own scalar families of an exposition, summed over label
-/// sets. Histogram and summary families (by their `# TYPE`) are skipped,
-/// with their `_bucket`, `_sum`, `_count` and `_created` series.
+/// sets. Of histogram and summary families (by their `# TYPE`) only the
+/// `_sum` and `_count` series are kept; their buckets, quantiles and
+/// `_created` are skipped.
 pub(crate) fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
     let mut skipped_families: Vec<&str> = Vec::new();
     let mut values = BTreeMap::new();
@@ -146,7 +159,7 @@ pub(crate) fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
         }
         let in_skipped = skipped_families.iter().any(|family| {
             name.strip_prefix(family)
-                .is_some_and(|rest| matches!(rest, "" | "_bucket" | "_sum" | "_count" | "_created"))
+                .is_some_and(|rest| matches!(rest, "" | "_bucket" | "_created"))
         });
         if !in_skipped && value.is_finite() {
             *values.entry(name.to_owned()).or_insert(0.0) += value;
@@ -242,7 +255,7 @@ sglang:token_usage +Inf
     }
 
     #[test]
-    fn label_sets_are_summed_and_histograms_left_out() {
+    fn label_sets_are_summed_and_histograms_keep_their_sum_and_count() {
         let text = "\
 # TYPE vllm:prompt_tokens_total counter
 vllm:prompt_tokens_total{engine=\"0\",model_name=\"m\"} 100
@@ -255,10 +268,18 @@ vllm:time_to_first_token_seconds_count 4
 ";
         let values = parse(text).expect("parses");
         assert_eq!(values.get("vllm:prompt_tokens_total"), Some(&120.0));
+        assert_eq!(
+            values.get("vllm:time_to_first_token_seconds_sum"),
+            Some(&0.5)
+        );
+        assert_eq!(
+            values.get("vllm:time_to_first_token_seconds_count"),
+            Some(&4.0)
+        );
         assert!(
             values
                 .keys()
-                .all(|k| !k.starts_with("vllm:time_to_first_token_seconds")),
+                .all(|k| !k.starts_with("vllm:time_to_first_token_seconds_bucket")),
             "{values:?}"
         );
     }

@@ -140,6 +140,7 @@ pub fn flags(suite: &SuiteResults) -> Vec<String> {
             }
         }
     }
+    flags.extend(crate::compare_table::warm_cache_flags(suite));
     flags.extend(crate::compare_table::telemetry_unavailable(suite));
     flags
 }

@@ -212,6 +212,7 @@ pub(crate) fn telemetry(names: &[&str], base_gib: f64) -> spark_results::EngineT
             unavailable: None,
         },
         gpu: None,
+        engine_metrics: Vec::new(),
     }
 }
 

@@ -429,6 +429,7 @@ impl RecordSink for ProgressSink<'_> {
             bar.set_message(rate_message(*tokens, started.elapsed()));
             bar.inc(1);
         }
+        self.telemetry.record(record);
         self.file.write(record)
     }
 
@@ -491,6 +492,7 @@ pub(crate) async fn measure_engine(
     options: &RunOptions,
 ) -> anyhow::Result<RunResults> {
     let file = JsonlSink::create(&dir.join("requests.jsonl"))?;
+    beside.telemetry.watch_engine(engine);
     let mut sink = ProgressSink {
         file,
         telemetry: beside.telemetry,

@@ -88,11 +88,11 @@ impl GpuTurn {
     /// workers) and cuts it into `windows`, with each scenario's energy per
     /// output token from `results`.
     pub(crate) async fn finish(
-        self,
+        mut self,
         windows: Vec<ScenarioWindow>,
         results: Option<&RunResults>,
     ) -> Option<EngineGpu> {
-        let sampler = self.sampler?;
+        let sampler = self.sampler.take()?;
         let (report, interval) = tokio::task::spawn_blocking(move || {
             let mut sampler = sampler
                 .lock()
@@ -106,6 +106,20 @@ impl GpuTurn {
             per_token(&mut gpu, results);
         }
         Some(gpu)
+    }
+}
+
+impl Drop for GpuTurn {
+    /// A turn cut short (its future dropped) still stops the sampling
+    /// thread, so that the next engine's turn starts afresh; the wait is one
+    /// last reading, bounded by the tools' timeout.
+    fn drop(&mut self) {
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .stop();
+        }
     }
 }
 

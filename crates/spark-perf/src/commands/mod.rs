@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod compare;
 pub(crate) mod demo;
+mod engine_metrics;
 pub(crate) mod export;
 mod flow;
 mod gpu;

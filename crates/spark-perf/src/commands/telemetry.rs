@@ -18,6 +18,7 @@ use spark_telemetry::gpu::ScenarioWindow;
 use spark_telemetry::model::{self, Mount, MountKind};
 use spark_telemetry::{DEFAULT_INTERVAL, Probe, ProcessProbe, ReadFuture, Reading, Sampler};
 
+use super::engine_metrics::EngineWatch;
 use super::gpu::{Gpu, GpuTurn};
 
 /// What is sampled.
@@ -38,6 +39,7 @@ pub(crate) struct Telemetry {
     sampler: Option<Sampler>,
     unavailable: Option<String>,
     gpu: GpuTurn,
+    engine: EngineWatch,
     origin: Instant,
     windows: Mutex<Vec<(String, f64, Option<f64>)>>,
 }
@@ -63,6 +65,7 @@ impl Telemetry {
             sampler: sampler.map(|probe| Sampler::start(probe, DEFAULT_INTERVAL)),
             unavailable,
             gpu,
+            engine: EngineWatch::default(),
             origin,
             windows: Mutex::new(Vec::new()),
         }
@@ -72,6 +75,16 @@ impl Telemetry {
         self.windows
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Samples the connected engine's own metrics from now on.
+    pub(crate) fn watch_engine(&self, engine: &spark_load::Engine) {
+        self.engine.watch(engine, self.origin);
+    }
+
+    /// A request that ended (llama-server's cache counts of its timings).
+    pub(crate) fn record(&self, record: &spark_results::RequestRecord) {
+        self.engine.record(record);
     }
 
     /// Marks a scenario's start.
@@ -129,6 +142,7 @@ impl Telemetry {
                 ..EngineTelemetry::default()
             },
         };
+        telemetry.engine_metrics = self.engine.finish(&windows, results).await;
         telemetry.gpu = self.gpu.finish(windows, results).await;
         telemetry
     }
