@@ -132,8 +132,9 @@ fn text_report() {
               E2E: from sending the request to the end of the response
               decode tok/s: (output tokens - 1) / (E2E - TTFT); prompt tok/s: input tokens / TTFT
               output throughput and req/s: successful output tokens and requests over the scenario's wall time
+              failed: requests that got no complete response (an HTTP error, a refused or reset connection, a timeout, a cut or malformed stream), left out of every latency and throughput (results.json counts them by class)
               token counts: the engine's usage; counted chunks when it sent none (flagged)
-              time to healthy: from creating the container to the first 200 from its health path
+              port open, time to healthy: from creating the container to the first TCP connection its host port accepts, and to the first 200 from its health path
               model size: the model's files on disk, found from the service's command and mounts (a GGUF, a model directory, a Hugging Face snapshot's blobs, each file once)
               runtime memory peak: the highest sample in the scenario of the engine container's memory as docker stats shows it (usage less the inactive page cache), or of a local process's resident set; sampled every 500 ms (Docker publishes once a second); CPU mean: 100 % is one core
               percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario
@@ -258,8 +259,9 @@ fn markdown_report() {
             - E2E: from sending the request to the end of the response
             - decode tok/s: (output tokens - 1) / (E2E - TTFT); prompt tok/s: input tokens / TTFT
             - output throughput and req/s: successful output tokens and requests over the scenario's wall time
+            - failed: requests that got no complete response (an HTTP error, a refused or reset connection, a timeout, a cut or malformed stream), left out of every latency and throughput (results.json counts them by class)
             - token counts: the engine's usage; counted chunks when it sent none (flagged)
-            - time to healthy: from creating the container to the first 200 from its health path
+            - port open, time to healthy: from creating the container to the first TCP connection its host port accepts, and to the first 200 from its health path
             - model size: the model's files on disk, found from the service's command and mounts (a GGUF, a model directory, a Hugging Face snapshot's blobs, each file once)
             - runtime memory peak: the highest sample in the scenario of the engine container's memory as docker stats shows it (usage less the inactive page cache), or of a local process's resident set; sampled every 500 ms (Docker publishes once a second); CPU mean: 100 % is one core
             - percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario

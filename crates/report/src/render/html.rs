@@ -10,7 +10,7 @@ use spark_results::{Arrival, Distribution, ScenarioResult, SuiteResults};
 
 use crate::compare_table::{scenario_names, tables};
 use crate::render::svg::{self, escape};
-use crate::render::{METRIC_DEFINITIONS, failures, flags, format_unix_ms};
+use crate::render::{failures, flags, format_unix_ms};
 
 const STYLE: &str = "
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -138,8 +138,8 @@ pub fn render_with_trends(suite: &SuiteResults, trends: &[super::trends::Trend])
     }
     provenance(&mut out, suite);
     out.push_str("<h2>Metric definitions</h2>\n<ul>\n");
-    for definition in METRIC_DEFINITIONS {
-        let _ = writeln!(out, "<li>{}</li>", escape(definition));
+    for definition in crate::render::metric_definitions(suite) {
+        let _ = writeln!(out, "<li>{}</li>", escape(definition.text));
     }
     let _ = write!(out, "</ul>\n<script>{SCRIPT}</script>\n</body></html>\n");
     out

@@ -7,9 +7,7 @@ use spark_results::SuiteResults;
 
 use crate::compare_table::tables;
 use crate::render::text::TROPHY;
-use crate::render::{
-    DISPLACED_HEADING, METRIC_DEFINITIONS, displaced, failures, flags, format_unix_ms,
-};
+use crate::render::{DISPLACED_HEADING, displaced, failures, flags, format_unix_ms};
 
 /// Renders the whole report as Markdown.
 pub fn render(suite: &SuiteResults) -> String {
@@ -84,7 +82,7 @@ pub fn render(suite: &SuiteResults) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "## Metric definitions\n");
-    for definition in METRIC_DEFINITIONS {
+    for definition in crate::render::metric_definitions(suite) {
         let _ = writeln!(out, "- {definition}");
     }
     out

@@ -10,25 +10,166 @@ pub mod sweep;
 pub mod text;
 pub mod trends;
 
+use std::fmt;
+
 use spark_results::{EngineOutcome, RestoreStatus, SuiteResults};
 
-/// The metric definitions every report states (docs/METRICS.md has the long
-/// form).
-pub const METRIC_DEFINITIONS: &[&str] = &[
-    "TTFT: from sending the request to the first chunk carrying non-empty content or reasoning",
-    "ITL: gap between two successive token-carrying chunks",
-    "TPOT: (E2E - TTFT) / (output tokens - 1), per request",
-    "E2E: from sending the request to the end of the response",
-    "decode tok/s: (output tokens - 1) / (E2E - TTFT); prompt tok/s: input tokens / TTFT",
-    "output throughput and req/s: successful output tokens and requests over the scenario's wall time",
-    "token counts: the engine's usage; counted chunks when it sent none (flagged)",
-    "time to healthy: from creating the container to the first 200 from its health path",
-    "model size: the model's files on disk, found from the service's command and mounts (a GGUF, a model directory, a Hugging Face snapshot's blobs, each file once)",
-    "runtime memory peak: the highest sample in the scenario of the engine container's memory as docker stats shows it (usage less the inactive page cache), or of a local process's resident set; sampled every 500 ms (Docker publishes once a second); CPU mean: 100 % is one core",
-    "percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario",
-    "mean ± sd: the mean over the successful requests and their population standard deviation (a one-at-a-time scenario's requests are its iterations)",
-    "winner (the trophy): the best value, only where it leads the next by more than the standard deviations of both (by 5 % on rows without one: throughputs, counts); otherwise the row says tie",
+/// One entry of the metric definitions every report ends with: its text,
+/// and the comparison rows (their [`Row::metric`]) it defines, so a test can
+/// hold every row the tables can produce to having a definition.
+///
+/// [`Row::metric`]: crate::compare_table::Row::metric
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricDefinition {
+    /// The metrics of the rows it defines; empty for a definition of no
+    /// single row (token counts, percentiles).
+    pub metrics: &'static [&'static str],
+    /// What every report prints.
+    pub text: &'static str,
+}
+
+impl fmt::Display for MetricDefinition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
+const fn define(metrics: &'static [&'static str], text: &'static str) -> MetricDefinition {
+    MetricDefinition { metrics, text }
+}
+
+/// The metric definitions (docs/METRICS.md and docs/TELEMETRY.md have the
+/// long form); a report states those of its rows, and those of no single
+/// row, through [`metric_definitions`].
+pub const METRIC_DEFINITIONS: &[MetricDefinition] = &[
+    define(
+        &["TTFT mean", "TTFT p50", "TTFT p99"],
+        "TTFT: from sending the request to the first chunk carrying non-empty content or reasoning",
+    ),
+    define(
+        &["TTFO p50", "TTFO p99", "reasoning tokens mean"],
+        "TTFO: from sending the request to the first answer chunk after reasoning chunks (reasoning models only); reasoning tokens: the engine's count of them, else counted per chunk",
+    ),
+    define(
+        &["ITL p50", "ITL p99"],
+        "ITL: gap between two successive token-carrying chunks",
+    ),
+    define(
+        &["TPOT mean"],
+        "TPOT: (E2E - TTFT) / (output tokens - 1), per request",
+    ),
+    define(
+        &["E2E p50"],
+        "E2E: from sending the request to the end of the response",
+    ),
+    define(
+        &["decode p50", "prompt p50"],
+        "decode tok/s: (output tokens - 1) / (E2E - TTFT); prompt tok/s: input tokens / TTFT",
+    ),
+    define(
+        &["output throughput", "requests"],
+        "output throughput and req/s: successful output tokens and requests over the scenario's wall time",
+    ),
+    define(
+        &["failed"],
+        "failed: requests that got no complete response (an HTTP error, a refused or reset connection, a timeout, a cut or malformed stream), left out of every latency and throughput (results.json counts them by class)",
+    ),
+    define(
+        &[
+            "TTFT p50 from schedule",
+            "TTFT p99 from schedule",
+            "E2E p50 from schedule",
+            "send lateness p99",
+            "steady output throughput",
+            "steady requests",
+        ],
+        "open loop: send lateness is how long after its scheduled arrival a request was sent, and 'from schedule' adds it to TTFT and E2E; steady throughputs count the requests that ended between 10 % of the arrival span and the last arrival",
+    ),
+    define(
+        &[],
+        "token counts: the engine's usage; counted chunks when it sent none (flagged)",
+    ),
+    define(
+        &["port open", "time to healthy"],
+        "port open, time to healthy: from creating the container to the first TCP connection its host port accepts, and to the first 200 from its health path",
+    ),
+    define(
+        &["model size"],
+        "model size: the model's files on disk, found from the service's command and mounts (a GGUF, a model directory, a Hugging Face snapshot's blobs, each file once)",
+    ),
+    define(
+        &["runtime memory peak", "CPU mean"],
+        "runtime memory peak: the highest sample in the scenario of the engine container's memory as docker stats shows it (usage less the inactive page cache), or of a local process's resident set; sampled every 500 ms (Docker publishes once a second); CPU mean: 100 % is one core",
+    ),
+    define(
+        &["GPU power mean", "GPU power peak", "GPU temperature peak"],
+        "GPU power mean and peak, GPU temperature peak: over the GPU readings in the scenario (about every 500 ms), the mean summed over devices and the peaks of the highest device",
+    ),
+    define(
+        &["GPU memory peak (VRAM)"],
+        "GPU memory peak (VRAM): the GPUs' own memory in use at its highest in the scenario, summed over devices",
+    ),
+    define(
+        &["GPU memory peak (unified host memory)"],
+        "GPU memory peak (unified host memory): on a GPU that shares the host's memory (GB10), the host's memory in use by every process at its highest in the scenario, MemTotal - MemAvailable",
+    ),
+    define(
+        &["energy per output token"],
+        "energy per output token: the GPUs' energy over the scenario (their energy counter, else the power readings integrated) over its successful output tokens; results.json also has its inverse, output tokens per joule",
+    ),
+    define(
+        &["prefix-cache hit rate"],
+        "prefix-cache hit rate: the prompt tokens the engine served from its prefix cache over those it was asked for, from its own metrics (llama-server: its per-response timings); warm prefix cache (flagged): a hit rate above 0 in a scenario whose prompts share no prefix",
+    ),
+    define(
+        &["KV-cache usage peak", "queued requests peak"],
+        "KV-cache usage peak, queued requests peak: the highest KV-cache usage and number of waiting requests the engine's own metrics showed, read about once a second during the scenario and once after it; the engine's TTFT and ITL means (results.json only) are its own histograms' sum over count across the scenario",
+    ),
+    define(
+        &[
+            "engine-reported prefill p50",
+            "TTFT over engine prefill p50",
+            "engine-reported TPOT p50",
+            "TPOT ours / engine's p50",
+        ],
+        "engine-reported prefill and TPOT: llama-server's own timings (prompt_ms; predicted_ms / (predicted tokens - 1)); TTFT over engine prefill is our TTFT less its prefill, and TPOT ours / engine's is 1.00 where the clocks agree",
+    ),
+    define(
+        &["n"],
+        "percentiles over requests: nearest rank on a histogram with 3 significant digits (error <= 0.1 %); with fewer than 20 samples no p99 is shown, the largest value is (marked max), and n is the row 'n (successful requests)' of each scenario",
+    ),
+    define(
+        &[],
+        "mean ± sd: the mean over the successful requests and their population standard deviation (a one-at-a-time scenario's requests are its iterations)",
+    ),
+    define(
+        &[],
+        "winner (the trophy): the best value, only where it leads the next by more than the standard deviations of both (by 5 % on rows without one: throughputs, counts); otherwise the row says tie",
+    ),
 ];
+
+/// The definitions a report ends with, in list order: each one of its rows
+/// has, and those of no single row (a GPU-less run is not told what GPU
+/// power means, and a report on unified memory never says VRAM).
+pub fn metric_definitions(suite: &SuiteResults) -> Vec<&'static MetricDefinition> {
+    let tables = crate::compare_table::tables(suite);
+    let shown = |metric: &&str| {
+        tables
+            .iter()
+            .any(|table| table.rows.iter().any(|row| row.metric == *metric))
+    };
+    METRIC_DEFINITIONS
+        .iter()
+        .filter(|definition| definition.metrics.is_empty() || definition.metrics.iter().any(shown))
+        .collect()
+}
+
+/// The definition of the row whose metric is `metric`, if it has one.
+pub fn definition_of(metric: &str) -> Option<&'static MetricDefinition> {
+    METRIC_DEFINITIONS
+        .iter()
+        .find(|definition| definition.metrics.contains(&metric))
+}
 
 /// The JSON report: the results themselves, pretty-printed, with the pick
 /// computed afresh from their engines (so a re-rendered old run has one and

@@ -8,7 +8,7 @@ use spark_results::SuiteResults;
 use unicode_width::UnicodeWidthStr;
 
 use crate::compare_table::{Table, tables};
-use crate::render::{self, METRIC_DEFINITIONS, flags, format_unix_ms};
+use crate::render::{self, flags, format_unix_ms};
 
 /// The winner's mark.
 pub const TROPHY: &str = "🏆";
@@ -48,7 +48,7 @@ pub fn render(suite: &SuiteResults, style: TextStyle) -> String {
     }
     provenance(&mut out, suite);
     out.push_str("Metric definitions\n");
-    for definition in METRIC_DEFINITIONS {
+    for definition in render::metric_definitions(suite) {
         let _ = writeln!(out, "  {definition}");
     }
     out
