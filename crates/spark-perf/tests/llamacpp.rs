@@ -113,21 +113,19 @@ impl Drop for Setup {
 }
 
 fn run_compose(setup: &Setup, extra: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_spark-perf"));
+    let mut command = spark_testkit::run_command(
+        env!("CARGO_BIN_EXE_spark-perf"),
+        &setup.project,
+        &setup.scenario_file,
+        &setup.output_dir,
+        &setup.dir.join("locks"),
+    );
     command
         .current_dir(spark_testkit::workspace_root())
-        .args(["run", "-f", "compose/llamacpp.yml"])
-        .args(["--project-name", &setup.project.0])
-        .arg("--scenario-file")
-        .arg(&setup.scenario_file)
-        .args(["--health-interval", "200ms", "--health-timeout", "120s"])
-        .arg("--output")
-        .arg(&setup.output_dir)
+        .args(["-f", "compose/llamacpp.yml"])
+        .args(["--health-timeout", "120s"])
         .args(extra)
-        .env("LLAMACPP_PORT", free_port().to_string())
-        .env("NO_COLOR", "1")
-        .env("SPARK_PERF_LOCK_DIR", setup.dir.join("locks"))
-        .stdin(Stdio::null());
+        .env("LLAMACPP_PORT", free_port().to_string());
     for (key, value) in env {
         command.env(key, value);
     }

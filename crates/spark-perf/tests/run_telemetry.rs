@@ -9,7 +9,6 @@
 //! SPARK_PERF_REQUIRE_DOCKER=1.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use spark_testkit::{ProjectGuard, TempDir, free_port, the_run_dir};
 
@@ -88,22 +87,19 @@ fn run_reads_the_containers_memory_and_the_models_size() {
     std::fs::write(&file, compose(image, free_port(), free_port())).expect("compose");
     std::fs::write(dir.0.join("scenarios.toml"), SCENARIOS).expect("scenarios");
     let project = ProjectGuard::new("telemetry");
-    let output = Command::new(env!("CARGO_BIN_EXE_spark-perf"))
-        .arg("run")
-        .arg("--compose")
-        .arg(&file)
-        .args(["--project-name", &project.0])
-        .arg("--scenario-file")
-        .arg(dir.0.join("scenarios.toml"))
-        .args(["--health-interval", "200ms", "--health-timeout", "60s"])
-        .arg("--output")
-        .arg(dir.0.join("reports"))
-        .arg("--no-history")
-        .env("NO_COLOR", "1")
-        .env("SPARK_PERF_LOCK_DIR", dir.0.join("locks"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("spark-perf runs");
+    let output = spark_testkit::run_command(
+        env!("CARGO_BIN_EXE_spark-perf"),
+        &project,
+        &dir.0.join("scenarios.toml"),
+        &dir.0.join("reports"),
+        &dir.0.join("locks"),
+    )
+    .arg("--compose")
+    .arg(&file)
+    .args(["--health-timeout", "60s"])
+    .arg("--no-history")
+    .output()
+    .expect("spark-perf runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
