@@ -42,8 +42,8 @@ pub fn level_requests(level: u32, rounds: u32) -> u32 {
 /// What the saturation rule reads of a level.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LevelFigures {
-    /// Output tok/s over the steady window (the whole scenario's when the
-    /// window is empty).
+    /// Output tok/s over the steady window (the whole scenario's when no
+    /// answer ended in the window).
     pub output_tok_s: f64,
     /// TTFT p90, ms.
     pub ttft_p90_ms: Option<f64>,
@@ -56,9 +56,12 @@ impl LevelFigures {
     pub fn of(result: &ScenarioResult) -> LevelFigures {
         let a: &ScenarioAggregate = &result.aggregate;
         LevelFigures {
+            // A window no answer ended in (a level of very few rounds)
+            // measured nothing, not 0 tok/s.
             output_tok_s: result
                 .sweep
                 .as_ref()
+                .filter(|s| s.steady_n_ok > 0)
                 .and_then(|s| s.steady_output_throughput_tok_s)
                 .unwrap_or(a.output_throughput_tok_s),
             ttft_p90_ms: a.ttft_ms.p90,
@@ -166,6 +169,37 @@ mod tests {
             e2e_p50_ms: None,
         };
         assert!(!saturated(&blind, &figures(1000.0, 900.0, 9000.0)));
+    }
+
+    #[test]
+    fn a_steady_window_without_answers_falls_back_to_the_whole_level() {
+        let dist = serde_json::json!({"n": 0});
+        let mut result: ScenarioResult = serde_json::from_value(serde_json::json!({
+            "name": "sweep-c4",
+            "config": {"endpoint": "chat", "input_tokens": 16, "max_tokens": 4,
+                "temperature": 0.0, "requests": 16, "concurrency": 4, "arrival": {"kind": "closed"},
+                "shared_prefix_tokens": 0, "exact_output": true},
+            "discarded": false, "notes": [],
+            "sweep": {"level": 4, "steady_window_start_s": 0.1, "steady_window_end_s": 0.2,
+                "steady_n_ok": 0, "steady_request_throughput_rps": 0.0,
+                "steady_output_throughput_tok_s": 0.0},
+            "aggregate": {
+                "n_requests": 16, "n_ok": 16, "n_failed": 0, "failures_by_class": {},
+                "n_short_outputs": 0, "n_estimated_output_tokens": 0, "duration_s": 0.2,
+                "output_tokens_total": 64, "request_throughput_rps": 80.0,
+                "output_throughput_tok_s": 320.0,
+                "ttft_ms": dist, "tpot_ms": dist, "itl_ms": dist, "e2e_ms": dist,
+                "prompt_tok_s": dist, "decode_tok_s": dist, "output_tok_s": dist
+            },
+            "requests": []
+        }))
+        .expect("a level");
+        assert_eq!(LevelFigures::of(&result).output_tok_s, 320.0);
+        if let Some(sweep) = &mut result.sweep {
+            sweep.steady_n_ok = 3;
+            sweep.steady_output_throughput_tok_s = Some(300.0);
+        }
+        assert_eq!(LevelFigures::of(&result).output_tok_s, 300.0);
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub struct InferenceService {
     /// `x-spark-perf.max_model_len`: the context length, for engines that
     /// do not report it (TensorRT-LLM, Ollama).
     pub max_model_len: Option<u32>,
+    /// `x-spark-perf.slo` as written (`ttft_p90=2s,tpot_p90=100ms`): the
+    /// objectives of this engine, parsed by the CLI, which knows what they
+    /// mean; over the top-level `x-spark-perf.slo`.
+    pub slo: Option<String>,
     /// Set when the compose file publishes the engine's port without a host
     /// port (`ports: ["8000"]`): Docker assigns one when the container
     /// starts, and until [`InferenceService::with_host_port`] is given the
@@ -498,6 +502,19 @@ pub(super) fn discover(
         },
     };
 
+    let slo = match ext.get("slo") {
+        None => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            p.error(
+                ypath!["x-spark-perf", "slo"],
+                "`slo` must be a string of objectives",
+            )
+            .hint = Some("e.g. `slo: \"ttft_p90=2s,tpot_p90=100ms\"`".to_owned());
+            None
+        }
+    };
+
     Some(InferenceService {
         name: service.name.clone(),
         image: service.image.clone(),
@@ -509,6 +526,7 @@ pub(super) fn discover(
         served_model,
         enabled: service.enabled,
         max_model_len,
+        slo,
         assigned_port,
     })
 }

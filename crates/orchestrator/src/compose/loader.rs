@@ -133,6 +133,7 @@ impl Loader {
         let profiles = active_profiles(options, &vars);
         let networks = self.top_level_networks(&merged, &name);
         let volumes = self.top_level_volumes(&merged, &name);
+        let slo = self.top_level_slo(&merged);
         let secrets = self.top_level_files(&merged, FileKind::Secret, &working_dir, &vars);
         let configs = self.top_level_files(&merged, FileKind::Config, &working_dir, &vars);
         let ctx = service::Context {
@@ -163,6 +164,7 @@ impl Loader {
             networks,
             volumes,
             profiles,
+            slo,
             warnings: Vec::new(),
         })
     }

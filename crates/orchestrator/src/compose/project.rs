@@ -72,6 +72,8 @@ pub struct ComposeProject {
     pub(crate) networks: BTreeMap<String, NetworkSpec>,
     pub(crate) volumes: BTreeMap<String, VolumeSpec>,
     pub(super) profiles: Vec<String>,
+    /// The top-level `x-spark-perf.slo`, unparsed.
+    pub(super) slo: Option<String>,
     pub(super) warnings: Vec<Diagnostic>,
 }
 
@@ -118,6 +120,12 @@ impl ComposeProject {
             project,
             diagnostics,
         }
+    }
+
+    /// The top-level `x-spark-perf.slo` as written (`ttft_p90=2s,…`), the
+    /// SLO of every engine without its own; the CLI parses it.
+    pub fn slo(&self) -> Option<&str> {
+        self.slo.as_deref()
     }
 
     /// The project name (the `com.docker.compose.project` label).

@@ -1,5 +1,6 @@
 //! The top-level `networks:` and `volumes:`: their Docker names (project
-//! prefix, `name:`, `external:`) and drivers.
+//! prefix, `name:`, `external:`) and drivers; and the top-level
+//! `x-spark-perf: {slo: …}`, the SLO of every engine of the file.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,32 @@ use super::project::{NetworkSpec, VolumeSpec};
 use super::scalar_text;
 
 impl Loader {
+    /// The top-level `x-spark-perf.slo`, as written: the objectives are the
+    /// CLI's to parse (this crate knows no OpenAI protocol, nor what a TTFT
+    /// is); only its shape, a string, is checked here. Other keys of a
+    /// top-level `x-spark-perf` are left alone: an `x-` key may hold anchors.
+    pub(super) fn top_level_slo(&mut self, doc: &Mapping) -> Option<String> {
+        let Some(Value::Mapping(ext)) = doc.get("x-spark-perf") else {
+            return None;
+        };
+        let value = ext.get("slo")?;
+        match value {
+            Value::String(text) => Some(text.clone()),
+            _ => {
+                self.push(
+                    0,
+                    None,
+                    Problem::error(
+                        ypath!["x-spark-perf", "slo"],
+                        "`slo` must be a string of objectives",
+                    )
+                    .hint("e.g. `slo: \"ttft_p90=2s,tpot_p90=100ms\"`"),
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn top_level_networks(
         &mut self,
         doc: &Mapping,

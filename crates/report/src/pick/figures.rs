@@ -94,7 +94,11 @@ fn sweep_saturation(results: &RunResults) -> Option<Measured> {
                 )
             })?,
     };
-    let (value, window) = match level.steady_output_throughput_tok_s {
+    // A window no answer ended in measured nothing, not 0 tok/s.
+    let steady = level
+        .steady_output_throughput_tok_s
+        .filter(|_| level.steady_n_ok > 0);
+    let (value, window) = match steady {
         Some(value) => (value, "steady window"),
         None => (scenario.aggregate.output_throughput_tok_s, "whole scenario"),
     };

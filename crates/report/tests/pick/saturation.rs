@@ -128,6 +128,35 @@ fn a_sweep_that_never_saturated_gives_its_highest_level_and_needs_no_throughput_
 }
 
 #[test]
+fn a_steady_window_no_answer_ended_in_gives_the_whole_levels_throughput() {
+    let mut engine = with_sweep(
+        engine(&Spec {
+            name: "short",
+            ttft: (100.0, 5.0),
+            decode: (50.0, 2.0),
+            throughput: 9999.0,
+            long: &[],
+        }),
+        &[(1, 100.0, 90.0), (4, 0.0, 350.0)],
+        None,
+    );
+    let results = engine.results.as_mut().expect("results");
+    let c4 = results
+        .scenarios
+        .last_mut()
+        .and_then(|s| s.sweep.as_mut())
+        .expect("c4");
+    c4.steady_n_ok = 0;
+    let pick = pick(&suite(vec![engine]));
+    let figure = &pick.summary[0].saturation_output_tok_s;
+    assert_eq!(figure.value, Some(350.0));
+    assert_eq!(
+        figure.source.as_deref(),
+        Some("sweep-c4 (c=4, the highest level; the sweep never saturated; whole scenario)")
+    );
+}
+
+#[test]
 fn without_a_sweep_or_a_throughput_scenario_saturation_is_na_with_both_reasons() {
     let mut engines = three();
     for engine in &mut engines {

@@ -37,9 +37,10 @@ pub struct BenchOpts {
     #[arg(long, value_name = "VAR")]
     pub api_key_env: Option<String>,
     /// Scenarios or groups to run, comma-separated: warmup, latency,
-    /// prompt-sizes, long-context, sequential, throughput, rate-sweep, or a
-    /// single scenario (e.g. long-context-8k); `all` runs everything. Default:
-    /// all but rate-sweep. A warmup is always run first.
+    /// prompt-sizes, long-context, sequential, throughput, rate-sweep,
+    /// concurrency-sweep (levels 1…64, stopped at saturation), or a single
+    /// scenario (e.g. long-context-8k); `all` runs everything. Default: all
+    /// but rate-sweep and concurrency-sweep. A warmup is always run first.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Option<Vec<String>>,
     /// A TOML scenario file that changes or adds scenarios (see docs/METRICS.md).

@@ -63,7 +63,11 @@ pub struct RunOpts {
     /// Skip this service (repeatable).
     #[arg(long)]
     pub skip: Vec<String>,
-    /// Scenarios or scenario groups, comma-separated (default: all but rate-sweep).
+    /// Scenarios or scenario groups, comma-separated: warmup, latency,
+    /// prompt-sizes, long-context, sequential, throughput, rate-sweep,
+    /// concurrency-sweep (levels 1…64, stopped at saturation), or a single
+    /// scenario (e.g. sweep-c8); `all` runs everything. Default: all but
+    /// rate-sweep and concurrency-sweep.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Option<Vec<String>>,
     /// A TOML scenario file replacing the built-in scenarios.
@@ -166,9 +170,18 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         opts.scenarios.as_deref(),
         opts.iterations,
     )?;
-    let analysis = super::slo::Analysis::resolve(&opts.slo, opts.scenario_file.as_deref())?;
+    let analyses = super::slo::Analysis::for_services(
+        &opts.slo,
+        opts.scenario_file.as_deref(),
+        &compose_file,
+        project.slo(),
+        &services,
+    )?;
     let api_key = super::api_key(opts.api_key_env.as_deref())?;
     print_plan(&project, &selection, &scenarios, opts.build);
+    for (service, analysis) in services.iter().zip(&analyses) {
+        eprintln!("{}: {}", service.name, analysis.plan_line());
+    }
     if opts.dry_run {
         return Ok(EXIT_OK);
     }
@@ -207,7 +220,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
         build: opts.build,
     };
     let benchmarked: anyhow::Result<()> = async {
-        for service in &services {
+        for (service, analysis) in services.iter().zip(&analyses) {
             if cancel.is_cancelled() {
                 break;
             }
@@ -223,7 +236,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
                 &writer,
                 &progress,
                 &cancel,
-                &analysis,
+                analysis,
                 &gpu,
             ))
             .await;

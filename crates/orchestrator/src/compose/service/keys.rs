@@ -167,6 +167,7 @@ pub(crate) const EXTENSION_KEYS: &[&str] = &[
     "flavor",
     "health_path",
     "max_model_len",
+    "slo",
 ];
 
 /// Collects the problems of one service.

@@ -42,7 +42,7 @@ pub(super) fn chart(sweeps: &[EngineSweep], tpot_bounds: &[Bound]) -> String {
     let mut svg = open(
         ID,
         "concurrency sweep: per-user decode vs total output throughput",
-        "total output tok/s (steady window)",
+        "total output tok/s (steady window; whole level where no answer ended in it)",
         "per-user tok/s (1000 / TPOT p50)",
         max_y,
     );

@@ -34,8 +34,8 @@ const RIGHT: f64 = 150.0;
 struct Level {
     /// Requests in flight.
     level: u32,
-    /// Output tok/s over the steady window (the whole scenario's when it
-    /// was empty).
+    /// Output tok/s over the steady window (the whole scenario's when no
+    /// answer ended in it).
     output_tok_s: f64,
     /// What one user reads at: 1000 / TPOT p50.
     per_user_tok_s: Option<f64>,
@@ -101,6 +101,7 @@ fn sweeps(suite: &SuiteResults) -> Vec<EngineSweep> {
                         level: sweep.level,
                         output_tok_s: sweep
                             .steady_output_throughput_tok_s
+                            .filter(|_| sweep.steady_n_ok > 0)
                             .unwrap_or(s.aggregate.output_throughput_tok_s),
                         per_user_tok_s: s
                             .aggregate
