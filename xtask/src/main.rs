@@ -6,9 +6,11 @@
 //! shell script only one machine runs: building the spark-sim Docker image
 //! from a static binary (there is no image registry, so no base image can be
 //! pulled and the image is `FROM scratch`), building llama.cpp's server and a
-//! tiny model into a like image, and checking compose files with
+//! tiny model into a like image, measuring the shipped client against
+//! spark-sim (and oha), and checking compose files with
 //! the same parser `spark-perf run` uses.
 
+mod bench_client;
 mod compose_validate;
 mod llamacpp;
 mod sim_image;
@@ -32,12 +34,18 @@ commands:
   compose-validate [--env-file F] [--profile P] [FILE...]
                           check compose files (default: compose/*.yml);
                           exit 0 valid (warnings allowed), 1 errors found
+  bench-client [--levels 1,16,64,256] [--seconds S] [--no-oha] …
+                          the release spark-perf bench against spark-sim
+                          --profile zero, server and client pinned to their
+                          own CPUs: tok/s, CPU µs/token, peak RSS, TTFT error;
+                          beside oha when it is on PATH (docs/PERFORMANCE.md)
   help                    print this message
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("bench-client") => bench_client::run(&args[1..]),
         Some("sim-image") => sim_image::run(&args[1..]),
         Some("llamacpp-image") => llamacpp::image(&args[1..]),
         Some("tiny-model") => llamacpp::tiny_model(&args[1..]),

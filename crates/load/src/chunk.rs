@@ -2,11 +2,16 @@
 //!
 //! Only what the measurement needs is decoded: whether the first choice
 //! carries non-empty content, text or reasoning, its `finish_reason`, the
-//! usage, and in-band errors. Strings are borrowed and the choices array is
-//! walked without collecting it, so a chunk costs no allocation (except for
-//! a string with escapes in a field we do read); unknown fields are skipped.
-//! A payload that is not a JSON object of this shape is reported as invalid,
-//! never panicked on.
+//! usage, and in-band errors. A chunk of the usual shape is read by
+//! `skim.rs`, one walk over the raw bytes that decodes no string it does not
+//! need; whatever it does not fully understand goes through serde here,
+//! where strings are borrowed and the choices array is walked without
+//! collecting it, so a chunk costs no allocation (except for a string with
+//! escapes in a field we do read); unknown fields are skipped. A payload
+//! that is not a JSON object of this shape is reported as invalid, never
+//! panicked on.
+
+mod skim;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -103,6 +108,15 @@ pub(crate) fn parse(data: &[u8]) -> Payload<'_> {
     if trimmed == b"[DONE]" {
         return Payload::Done;
     }
+    if let Some(info) = skim::skim(trimmed) {
+        return Payload::Chunk(info);
+    }
+    parse_with_serde(trimmed)
+}
+
+/// Decodes one event's data (trimmed, not `[DONE]`) with serde: the
+/// reference `skim` agrees with, and the path of anything unusual.
+fn parse_with_serde(trimmed: &[u8]) -> Payload<'_> {
     match serde_json::from_slice::<RawChunk<'_>>(trimmed) {
         Ok(raw) => {
             let is_error = raw.error.is_some() || raw.object.as_deref() == Some("error");
@@ -425,6 +439,73 @@ mod tests {
             );
         }
         assert_eq!(parse(b" [DONE] "), Payload::Done);
+    }
+
+    /// Payloads of every engine the tests know, for the agreement test.
+    const SAMPLES: &[&str] = &[
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"prompt_token_ids":null}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"spark-sim/sim-1","choices":[{"index":0,"delta":{"content":" the"},"logprobs":null,"finish_reason":null,"token_ids":null}],"usage":{"prompt_tokens":16,"total_tokens":17,"completion_tokens":1}}"#,
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"reasoning_content":"hm"},"logprobs":null,"finish_reason":"length","stop_reason":null}],"usage":{"prompt_tokens":3,"total_tokens":9,"completion_tokens":6}}"#,
+        r#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":" a","logprobs":null,"finish_reason":null,"stop_reason":null,"prompt_token_ids":null}]}"#,
+        r#"{"choices":[{"delta":{"reasoning":"hm","content":null}}]}"#,
+        r#"{"choices":[{"delta":{"content":"\"\u00e9\n"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"café \" \n"}}],"x":[1,-2.5e3,true,false,null,{"a":[]}]}"#,
+        r#"{"id":"x","choices":[],"usage":{"prompt_tokens":12,"total_tokens":15,"completion_tokens":3}}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":5}}}"#,
+        r#"{"choices":null,"usage":null}"#,
+        r#"{"choices":[{"delta":{"content":""}},{"delta":{"content":"x"}}]}"#,
+        r#"{"choices":[{"finish_reason":"length","index":0,"delta":{}}],"created":1,"id":"chatcmpl-1","model":"tiny","object":"chat.completion.chunk","usage":{"completion_tokens":247,"prompt_tokens":1085,"total_tokens":1332},"timings":{"prompt_n":1085,"prompt_ms":203.378}}"#,
+        r#"{"error": {"message": "Internal server error", "type": "InternalServerError", "param": null, "code": 500}}"#,
+        r#"{"object":"error","message":"boom","type":"x","code":400}"#,
+        r#"{"id":"1","model":"m","object":"chat.completion.chunk","system_fingerprint":"3.0.1-native","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        r#" { "choices" : [ { "delta" : { "content" : "a" } , "finish_reason" : "stop" } ] , "usage" : { "prompt_tokens" : 0 , "completion_tokens" : 10 } } "#,
+    ];
+
+    /// Where the raw walk answers, serde answers the same, for every sample
+    /// and every one-byte change, deletion and cut of it.
+    #[test]
+    fn skim_agrees_with_serde_wherever_it_answers() {
+        fn check(data: &[u8]) {
+            let trimmed = data.trim_ascii();
+            if let Some(info) = skim::skim(trimmed) {
+                assert_eq!(
+                    Payload::Chunk(info),
+                    parse_with_serde(trimmed),
+                    "{:?}",
+                    String::from_utf8_lossy(data)
+                );
+            }
+        }
+        let replacements: &[u8] = b"\"\\{}[],:0-.e +nx\x01\xc3\xff9";
+        for sample in SAMPLES {
+            let bytes = sample.as_bytes();
+            check(bytes);
+            for idx in 0..bytes.len() {
+                check(&bytes[..idx]);
+                let mut deleted = bytes.to_vec();
+                deleted.remove(idx);
+                check(&deleted);
+                for &byte in replacements {
+                    let mut changed = bytes.to_vec();
+                    changed[idx] = byte;
+                    check(&changed);
+                }
+            }
+        }
+    }
+
+    /// The chunks of a vLLM-format stream take the raw walk, not serde.
+    #[test]
+    fn usual_chunks_take_the_fast_path() {
+        for sample in &SAMPLES[..5] {
+            assert!(skim::skim(sample.as_bytes()).is_some(), "{sample}");
+        }
+        let info = skim::skim(SAMPLES[1].as_bytes()).expect("skimmed");
+        assert!(info.content);
+        assert_eq!(info.usage.and_then(|u| u.completion_tokens), Some(1));
+        // Errors are left to serde.
+        assert!(skim::skim(SAMPLES[12].as_bytes()).is_none());
+        assert!(skim::skim(SAMPLES[13].as_bytes()).is_none());
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub struct Engine {
 #[derive(Debug)]
 pub(crate) struct EngineInner {
     pub(crate) client: reqwest::Client,
+    /// Where the measured streams go over the workers' own connections
+    /// (`direct.rs`); `None`: through `client` (https, credentials in the URL).
+    pub(crate) direct: Option<crate::direct::Target>,
     pub(crate) base: String,
     pub(crate) chat_url: String,
     pub(crate) completions_url: String,
@@ -172,7 +175,7 @@ pub(crate) async fn send_retrying_stale(
 /// uvicorn (vLLM, SGLang) closes idle keep-alive connections after 5 s; an
 /// idle pooled connection must be dropped first, or a request written on it
 /// just as the server closes it fails with a reset.
-const POOL_IDLE: Duration = Duration::from_secs(3);
+pub(crate) const POOL_IDLE: Duration = Duration::from_secs(3);
 
 impl Engine {
     /// Builds the client, lists the models and probes `/tokenize` and
@@ -227,6 +230,7 @@ impl Engine {
                 chat_url: format!("{base}/v1/chat/completions"),
                 completions_url: format!("{base}/v1/completions"),
                 client,
+                direct: crate::direct::Target::of(&base),
                 base: base.clone(),
                 auth,
                 model: model.clone(),

@@ -19,12 +19,13 @@
 //! Architecture Invariant: the load engine knows no Docker; it is given a base
 //! URL and measures whatever answers there.
 //!
-//! Architecture Invariant: the per-chunk path (`request.rs`, `sse.rs`,
-//! `chunk.rs`, `histogram.rs`) does no allocation, no locking and no
+//! Architecture Invariant: the per-chunk path (`request.rs`, `direct.rs`,
+//! `sse.rs`, `chunk.rs`, `histogram.rs`) does no allocation, no locking and no
 //! formatting; a chunk is timestamped on arrival, before it is parsed.
 
 mod chunk;
 mod clock;
+mod direct;
 mod engine;
 mod histogram;
 mod prompt;

@@ -18,11 +18,14 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use spark_results::{Failure, FailureClass, RequestRecord, TimeoutPhase};
 use tokio_util::sync::CancellationToken;
 
 use crate::chunk::{self, Payload};
 use crate::clock::MonoClock;
+use crate::direct::{Conn, ConnSlot, ConnectError, Target};
 use crate::engine::{Engine, error_chain};
 use crate::histogram::LogHistogram;
 use crate::sse::{EventKind, SseParser};
@@ -231,64 +234,128 @@ enum Ended {
     Stopped,
 }
 
+/// When a request was sent and its deadlines.
+#[derive(Clone, Copy)]
+struct Sent {
+    at: Instant,
+    total_deadline: Instant,
+    first_token_deadline: Instant,
+}
+
+impl Sent {
+    fn now(timeouts: &crate::engine::Timeouts) -> Sent {
+        let at = Instant::now();
+        Sent {
+            at,
+            total_deadline: at + timeouts.total,
+            first_token_deadline: at + timeouts.first_token.min(timeouts.total),
+        }
+    }
+
+    /// The failure of a request whose response head did not come in time.
+    fn head_timeout(&self, timeouts: &crate::engine::Timeouts) -> Failure {
+        if Instant::now() >= self.total_deadline {
+            timeout(TimeoutPhase::Total, timeouts.total)
+        } else {
+            timeout(TimeoutPhase::FirstToken, timeouts.first_token)
+        }
+    }
+}
+
+/// A response being read: reqwest's, or one on the worker's own connection.
+enum Response<'c> {
+    Reqwest(reqwest::Response),
+    Direct {
+        head: hyper::http::response::Parts,
+        body: Incoming,
+        conn: &'c mut Conn,
+    },
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Response<'_> {
+    fn status(&self) -> reqwest::StatusCode {
+        match self {
+            Response::Reqwest(response) => response.status(),
+            Response::Direct { head, .. } => head.status,
+        }
+    }
+
+    fn headers(&self) -> &reqwest::header::HeaderMap {
+        match self {
+            Response::Reqwest(response) => response.headers(),
+            Response::Direct { head, .. } => &head.headers,
+        }
+    }
+
+    /// The next piece of the body; `None` at its end.
+    async fn chunk(&mut self) -> Result<Option<Bytes>, BoxError> {
+        match self {
+            Response::Reqwest(response) => response.chunk().await.map_err(Into::into),
+            Response::Direct { body, conn, .. } => conn.next_data(body).await.map_err(Into::into),
+        }
+    }
+}
+
 /// Sends `spec` and measures it. Never panics on network data; every
-/// outcome becomes a record. `scenario_start` anchors `start_ms`.
+/// outcome becomes a record. `scenario_start` anchors `start_ms`. A plain
+/// `http://` engine is reached over the worker's own connection in `slot`
+/// (see `direct.rs`), kept there for its next request when the response
+/// was read to its end.
 pub(crate) async fn execute(
     engine: &Engine,
     spec: RequestSpec,
     scenario_start: Instant,
     itl: &mut LogHistogram,
     cancel: &CancellationToken,
+    slot: &mut ConnSlot,
 ) -> RequestRecord {
     let timeouts = engine.inner.timeouts;
     let clock = MonoClock::get();
     let mut state = StreamState::new(spec.max_tokens);
     let mut ttfb: Option<Instant> = None;
-    let mut sent;
-    let mut total_deadline;
-    let mut first_token_deadline;
-    let mut retried = false;
     let timer = tokio::time::sleep_until(Instant::now().into());
     tokio::pin!(timer);
-    let response = loop {
-        let request = engine
-            .post(engine.url(spec.url_endpoint), spec.body.clone())
-            .header("x-request-id", spec.request_id.as_str());
-        sent = Instant::now();
-        total_deadline = sent + timeouts.total;
-        first_token_deadline = sent + timeouts.first_token.min(timeouts.total);
-        timer.as_mut().reset(first_token_deadline.into());
-        break tokio::select! {
-            biased;
-            result = request.send() => match result {
-                Ok(response) => Some(response),
-                // A pooled connection the server had closed without saying
-                // so (llama-server closes the connection after every
-                // streamed response yet answers `keep-alive`): the request
-                // never reached it. Once, on a fresh connection, timed anew.
-                Err(err) if !retried && closed_before_response(&err) => {
-                    retried = true;
-                    continue;
+    let mut conn: Option<Conn> = None;
+    let mut body_ended = false;
+    let (sent, response) = match &engine.inner.direct {
+        Some(target) => {
+            let (sent, head) =
+                send_direct(engine, target, &spec, slot, timer.as_mut(), cancel).await;
+            let response = match head {
+                Ok((c, response)) => {
+                    let (head, body) = response.into_parts();
+                    Some(Response::Direct {
+                        head,
+                        body,
+                        conn: conn.insert(c),
+                    })
                 }
-                Err(err) => {
-                    state.failure = Some(classify_send_error(&err, timeouts.connect));
+                Err(failure) => {
+                    state.failure = Some(failure);
                     None
                 }
-            },
-            () = &mut timer => {
-                state.failure = Some(if Instant::now() >= total_deadline {
-                    timeout(TimeoutPhase::Total, timeouts.total)
-                } else {
-                    timeout(TimeoutPhase::FirstToken, timeouts.first_token)
-                });
-                None
-            },
-            () = cancel.cancelled() => {
-                state.failure = Some(failure(FailureClass::Cancelled, "cancelled before the response".to_owned()));
-                None
-            },
-        };
+            };
+            (sent, response)
+        }
+        None => {
+            let (sent, head) = send_reqwest(engine, &spec, timer.as_mut(), cancel).await;
+            let response = match head {
+                Ok(response) => Some(Response::Reqwest(response)),
+                Err(failure) => {
+                    state.failure = Some(failure);
+                    None
+                }
+            };
+            (sent, response)
+        }
     };
+    let Sent {
+        at: sent,
+        total_deadline,
+        first_token_deadline,
+    } = sent;
 
     if let Some(mut response) = response {
         ttfb = Some(Instant::now());
@@ -298,7 +365,8 @@ pub(crate) async fn execute(
             .get(reqwest::header::CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         if !status.is_success() {
-            let body = read_body(&mut response, total_deadline).await;
+            let (body, ended) = read_body(&mut response, total_deadline).await;
+            body_ended = ended;
             let message = if body.is_empty() {
                 "empty body".to_owned()
             } else {
@@ -312,7 +380,8 @@ pub(crate) async fn execute(
             });
         } else if let Some(content_type) = content_type.as_deref().filter(|t| !is_event_stream(t)) {
             // A JSON error with status 200, or an engine that ignored `stream`.
-            let body = read_body(&mut response, total_deadline).await;
+            let (body, ended) = read_body(&mut response, total_deadline).await;
+            body_ended = ended;
             state.failure = Some(failure(
                 FailureClass::InvalidResponse,
                 format!(
@@ -354,13 +423,14 @@ pub(crate) async fn execute(
                         Ok(None) => {
                             let now = Instant::now();
                             let _ = parser.finish(&mut |kind, data| state.on_event(kind, data, now));
+                            body_ended = true;
                             break Ended::Eof;
                         }
                         Err(err) => {
                             // After [DONE] the response is complete; a broken
                             // body end (an engine that closes at once) is not a failure.
                             if !state.done {
-                                state.failure = Some(classify_body_error(&err, &state));
+                                state.failure = Some(classify_body_error(&*err, &state));
                             }
                             break Ended::Stopped;
                         }
@@ -429,6 +499,13 @@ pub(crate) async fn execute(
                 ));
             }
         }
+    }
+    if let Some(conn) = conn
+        && body_ended
+        && !conn.is_closed()
+    {
+        // Read to its end: the connection is free for the worker's next request.
+        slot.put(conn);
     }
     let end = state.done_at.unwrap_or_else(Instant::now);
     if state.failure.is_none() {
@@ -540,20 +617,172 @@ fn quote(body: &[u8]) -> String {
 }
 
 /// Reads at most `MAX_ERROR_BODY` of a response that is not a stream,
-/// bounded in time.
-async fn read_body(response: &mut reqwest::Response, deadline: Instant) -> Vec<u8> {
+/// bounded in time; says whether the body was read to its end.
+async fn read_body(response: &mut Response<'_>, deadline: Instant) -> (Vec<u8>, bool) {
     let mut body = Vec::new();
+    let mut ended = false;
     let read = async {
-        while let Ok(Some(bytes)) = response.chunk().await {
-            body.extend_from_slice(&bytes);
-            if body.len() >= MAX_ERROR_BODY {
-                break;
+        loop {
+            match response.chunk().await {
+                Ok(Some(bytes)) => {
+                    body.extend_from_slice(&bytes);
+                    if body.len() >= MAX_ERROR_BODY {
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
+                Err(_) => break,
             }
         }
     };
     let deadline = deadline.min(Instant::now() + Duration::from_secs(10));
     let _ = tokio::time::timeout_at(deadline.into(), read).await;
-    body
+    (body, ended)
+}
+
+/// Sends `spec` through reqwest and waits for the response head, within the
+/// first-token and total deadlines.
+async fn send_reqwest(
+    engine: &Engine,
+    spec: &RequestSpec,
+    mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    cancel: &CancellationToken,
+) -> (Sent, Result<reqwest::Response, Failure>) {
+    let timeouts = engine.inner.timeouts;
+    let mut retried = false;
+    loop {
+        let request = engine
+            .post(engine.url(spec.url_endpoint), spec.body.clone())
+            .header("x-request-id", spec.request_id.as_str());
+        let sent = Sent::now(&timeouts);
+        timer.as_mut().reset(sent.first_token_deadline.into());
+        let result = tokio::select! {
+            biased;
+            result = request.send() => match result {
+                Ok(response) => Ok(response),
+                // A pooled connection the server had closed without saying
+                // so (llama-server closes the connection after every
+                // streamed response yet answers `keep-alive`): the request
+                // never reached it. Once, on a fresh connection, timed anew.
+                Err(err) if !retried && closed_before_response(&err) => {
+                    retried = true;
+                    continue;
+                }
+                Err(err) => Err(classify_send_error(&err, timeouts.connect)),
+            },
+            () = &mut timer => Err(sent.head_timeout(&timeouts)),
+            () = cancel.cancelled() => Err(failure(FailureClass::Cancelled, "cancelled before the response".to_owned())),
+        };
+        return (sent, result);
+    }
+}
+
+/// Why a request on a direct connection got no response head.
+enum DirectError {
+    Connect(ConnectError),
+    /// The request failed on the connection; `reused`: it was a kept one.
+    Send {
+        err: hyper::Error,
+        reused: bool,
+    },
+}
+
+/// Sends `spec` on the worker's connection (a kept one, else a new one) and
+/// waits for the response head, within the first-token and total deadlines;
+/// gives back the connection with the response.
+async fn send_direct(
+    engine: &Engine,
+    target: &Target,
+    spec: &RequestSpec,
+    slot: &mut ConnSlot,
+    mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    cancel: &CancellationToken,
+) -> (Sent, Result<(Conn, hyper::Response<Incoming>), Failure>) {
+    let timeouts = engine.inner.timeouts;
+    let mut kept = slot.take(crate::engine::POOL_IDLE);
+    loop {
+        let path = match spec.url_endpoint {
+            spark_results::Endpoint::Chat => target.chat_path.clone(),
+            spark_results::Endpoint::Completions => target.completions_path.clone(),
+        };
+        let mut request = hyper::Request::new(Full::new(spec.body.clone()));
+        *request.method_mut() = hyper::Method::POST;
+        *request.uri_mut() = path;
+        let headers = request.headers_mut();
+        headers.insert(reqwest::header::HOST, target.host.clone());
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        if let Ok(id) = reqwest::header::HeaderValue::from_str(&spec.request_id) {
+            headers.insert("x-request-id", id);
+        }
+        if let Some(auth) = &engine.inner.auth {
+            headers.insert(reqwest::header::AUTHORIZATION, auth.clone());
+        }
+        let reused_conn = kept.take();
+        let reused = reused_conn.is_some();
+        let attempt = async move {
+            let mut conn = match reused_conn {
+                Some(conn) => conn,
+                None => Conn::open(target, timeouts.connect)
+                    .await
+                    .map_err(DirectError::Connect)?,
+            };
+            match conn.send(request).await {
+                Ok(response) => Ok((conn, response)),
+                Err(err) => Err(DirectError::Send { err, reused }),
+            }
+        };
+        let sent = Sent::now(&timeouts);
+        timer.as_mut().reset(sent.first_token_deadline.into());
+        let result = tokio::select! {
+            biased;
+            result = attempt => match result {
+                Ok(head) => Ok(head),
+                // A kept connection the server had closed without saying so:
+                // the request never reached it. Once, on a fresh connection,
+                // timed anew (as `send_reqwest` does for reqwest's pool).
+                Err(DirectError::Send { err, reused: true }) if stale(&err) => continue,
+                Err(DirectError::Send { err, .. }) => Err(classify_direct_send_error(&err)),
+                Err(DirectError::Connect(ConnectError::Timeout)) => Err(timeout(TimeoutPhase::Connect, timeouts.connect)),
+                Err(DirectError::Connect(ConnectError::Io(err))) => Err(failure(
+                    FailureClass::Connect,
+                    format!("error connecting to {}: {}", engine.inner.base, error_chain(&err)),
+                )),
+                Err(DirectError::Connect(ConnectError::Handshake(err))) => Err(failure(
+                    FailureClass::Connect,
+                    format!("error connecting to {}: {}", engine.inner.base, error_chain(&err)),
+                )),
+            },
+            () = &mut timer => Err(sent.head_timeout(&timeouts)),
+            () = cancel.cancelled() => Err(failure(FailureClass::Cancelled, "cancelled before the response".to_owned())),
+        };
+        return (sent, result);
+    }
+}
+
+/// Whether a request on a kept connection failed because the server had
+/// closed it: nothing of a response came.
+fn stale(err: &hyper::Error) -> bool {
+    use std::io::ErrorKind::*;
+    err.is_incomplete_message()
+        || err.is_canceled()
+        || err.is_closed()
+        || has_io_kind(err, &[ConnectionReset, ConnectionAborted, BrokenPipe])
+}
+
+/// A failure on a direct connection before the response head.
+fn classify_direct_send_error(err: &hyper::Error) -> Failure {
+    let message = error_chain(err);
+    if has_io_kind(err, &[std::io::ErrorKind::ConnectionRefused]) {
+        return failure(FailureClass::Connect, message);
+    }
+    // The connection broke (or closed) before the response head.
+    failure(FailureClass::Reset, message)
 }
 
 /// A failure before the response head arrived.
@@ -573,7 +802,7 @@ fn classify_send_error(err: &reqwest::Error, connect_limit: Duration) -> Failure
 }
 
 /// A failure while reading the body.
-fn classify_body_error(err: &reqwest::Error, state: &StreamState) -> Failure {
+fn classify_body_error(err: &(dyn std::error::Error + 'static), state: &StreamState) -> Failure {
     let message = error_chain(err);
     use std::io::ErrorKind::*;
     if has_io_kind(err, &[ConnectionReset, ConnectionAborted, BrokenPipe]) {

@@ -31,6 +31,7 @@ mod collect;
 use arrivals::{Dispatch, arrival_schedule};
 use collect::Collector;
 
+use crate::direct::ConnSlot;
 use crate::engine::{BodyParams, CounterRead, Engine};
 use crate::histogram::LogHistogram;
 use crate::prompt::{self, PromptShape};
@@ -56,6 +57,10 @@ pub struct RunOptions {
     pub slo: Option<Slo>,
     /// With an SLO: also search the largest Poisson rate within it.
     pub capacity: Option<CapacitySearch>,
+    /// Run the workers on this many `current_thread` runtimes, each on a
+    /// thread of its own, the connections spread over them round-robin;
+    /// `None` (or 0): as tasks of the caller's runtime.
+    pub client_cores: Option<u32>,
 }
 
 impl Default for RunOptions {
@@ -66,6 +71,7 @@ impl Default for RunOptions {
             seed: 0,
             slo: None,
             capacity: None,
+            client_cores: None,
         }
     }
 }
@@ -204,12 +210,7 @@ pub async fn run_scenario(
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
     let n_workers = config.concurrency.min(config.requests).max(1);
-    let mut workers = Vec::with_capacity(n_workers as usize);
-    for _ in 0..n_workers {
-        let shared = shared.clone();
-        let tx = tx.clone();
-        workers.push(tokio::spawn(worker(shared, tx)));
-    }
+    let workers = spawn_workers(&shared, &tx, n_workers, options.client_cores);
     drop(tx);
 
     let mut collector = Collector::new(
@@ -255,10 +256,23 @@ pub async fn run_scenario(
         }
     }
     let mut itl = LogHistogram::default();
-    for handle in workers {
-        match handle.await {
-            Ok(worker_itl) => itl.merge(&worker_itl),
-            Err(err) => notes.push(format!("a worker ended abnormally: {err}")),
+    match workers {
+        Workers::Tasks(handles) => {
+            for handle in handles {
+                match handle.await {
+                    Ok(worker_itl) => itl.merge(&worker_itl),
+                    Err(err) => notes.push(format!("a worker ended abnormally: {err}")),
+                }
+            }
+        }
+        Workers::Threads(threads) => {
+            for thread in threads {
+                match thread.await {
+                    Ok(Ok(thread_itl)) => itl.merge(&thread_itl),
+                    Ok(Err(why)) => notes.push(why),
+                    Err(_) => notes.push("a client thread ended abnormally".to_owned()),
+                }
+            }
         }
     }
     if stopped.is_none() && cancel.is_cancelled() {
@@ -364,6 +378,87 @@ struct WorkerShared {
     stop: CancellationToken,
 }
 
+/// A scenario's running workers.
+enum Workers {
+    /// Tasks of the caller's runtime.
+    Tasks(Vec<tokio::task::JoinHandle<LogHistogram>>),
+    /// One `current_thread` runtime per client core: each thread's merged
+    /// histogram, or why it failed.
+    Threads(Vec<tokio::sync::oneshot::Receiver<Result<LogHistogram, String>>>),
+}
+
+/// Starts `n_workers` workers: as tasks of the caller's runtime, or spread
+/// round-robin over `client_cores` threads that each run a `current_thread`
+/// runtime (a worker's connection is polled by the thread that reads it, and
+/// the threads share nothing but the dispatch counter and the record channel).
+fn spawn_workers(
+    shared: &Arc<WorkerShared>,
+    tx: &mpsc::UnboundedSender<RequestRecord>,
+    n_workers: u32,
+    client_cores: Option<u32>,
+) -> Workers {
+    let n_threads = client_cores.unwrap_or(0).min(n_workers);
+    if n_threads == 0 {
+        let handles = (0..n_workers)
+            .map(|_| tokio::spawn(worker(shared.clone(), tx.clone())))
+            .collect();
+        return Workers::Tasks(handles);
+    }
+    let mut threads = Vec::with_capacity(n_threads as usize);
+    for thread_idx in 0..n_threads {
+        let n_mine = (thread_idx..n_workers).step_by(n_threads as usize).count();
+        let shared = shared.clone();
+        let tx = tx.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("spark-load-{thread_idx}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let result = match runtime {
+                    Ok(runtime) => runtime.block_on(run_workers(shared, tx, n_mine)),
+                    Err(err) => Err(format!("cannot start a client runtime: {err}")),
+                };
+                let _ = done_tx.send(result);
+            });
+        if let Err(err) = spawned {
+            // Its workers never run; the others still do the requests.
+            let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
+            let _ = failed_tx.send(Err(format!("cannot start a client thread: {err}")));
+            threads.push(failed_rx);
+            continue;
+        }
+        threads.push(done_rx);
+    }
+    Workers::Threads(threads)
+}
+
+/// One client thread's workers, as tasks of its runtime; their merged
+/// inter-token histogram, or how many ended abnormally.
+async fn run_workers(
+    shared: Arc<WorkerShared>,
+    tx: mpsc::UnboundedSender<RequestRecord>,
+    n_workers: usize,
+) -> Result<LogHistogram, String> {
+    let handles: Vec<_> = (0..n_workers)
+        .map(|_| tokio::spawn(worker(shared.clone(), tx.clone())))
+        .collect();
+    drop(tx);
+    let mut itl = LogHistogram::default();
+    let mut n_abnormal = 0;
+    for handle in handles {
+        match handle.await {
+            Ok(worker_itl) => itl.merge(&worker_itl),
+            Err(_) => n_abnormal += 1,
+        }
+    }
+    if n_abnormal > 0 {
+        return Err(format!("{n_abnormal} workers ended abnormally"));
+    }
+    Ok(itl)
+}
+
 /// Sends requests until there are none left or the scenario stops; returns
 /// its inter-token histogram.
 async fn worker(
@@ -371,6 +466,8 @@ async fn worker(
     tx: mpsc::UnboundedSender<RequestRecord>,
 ) -> LogHistogram {
     let mut itl = LogHistogram::default();
+    // The worker's own keep-alive connection, reused request after request.
+    let mut conn = ConnSlot::default();
     loop {
         if shared.stop.is_cancelled() {
             break;
@@ -404,6 +501,7 @@ async fn worker(
             shared.start,
             &mut itl,
             &shared.stop,
+            &mut conn,
         )
         .await;
         if shared.engine.stream_options_rejected(&record) {
@@ -416,6 +514,7 @@ async fn worker(
                 shared.start,
                 &mut itl,
                 &shared.stop,
+                &mut conn,
             )
             .await;
         }

@@ -2,6 +2,7 @@
 //! response while its headers still say `keep-alive`, so a client's pooled
 //! connection is dead when the next request is written on it. A proxy in
 //! front of spark-sim does the same here: no request may be lost to it.
+//! The workers spread over client threads lose none either.
 
 use spark_load::RunOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -85,4 +86,38 @@ async fn a_server_that_closes_after_each_stream_loses_no_request() {
     // The engine's counters were read on the same kind of connection.
     let counters = result.engine_counters.as_ref().expect("counters");
     assert_eq!(counters.error, None, "{counters:?}");
+}
+
+/// The load spread over client threads (`--client-cores`) sends every
+/// request once and measures it whole.
+#[tokio::test]
+async fn client_threads_share_the_requests() {
+    let _serial = common::serial().await;
+    let sim = common::start(|_| {});
+    let engine = spark_load::Engine::connect(spark_load::EngineConfig::new(sim.url.clone()))
+        .await
+        .expect("connect");
+    for client_cores in [None, Some(1), Some(3)] {
+        let options = RunOptions {
+            client_cores,
+            ..RunOptions::default()
+        };
+        let result = common::run_one(
+            &engine,
+            &common::scenario("throughput", 16, 32, 40, 8),
+            &options,
+        )
+        .await;
+        let failures: Vec<_> = result
+            .requests
+            .iter()
+            .filter_map(|r| r.failure.as_ref())
+            .collect();
+        assert!(failures.is_empty(), "{client_cores:?}: {failures:#?}");
+        assert_eq!(result.aggregate.n_ok, 40, "{client_cores:?}");
+        let mut idx: Vec<u32> = result.requests.iter().map(|r| r.request_idx).collect();
+        idx.sort_unstable();
+        assert_eq!(idx, (0..40).collect::<Vec<_>>(), "{client_cores:?}");
+        assert!(result.requests.iter().all(|r| r.output_tokens == Some(32)));
+    }
 }

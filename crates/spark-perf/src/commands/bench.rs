@@ -94,6 +94,13 @@ pub struct BenchOpts {
     /// Time allowed for a whole request.
     #[arg(long, value_parser = super::duration_arg, default_value = "30m")]
     pub request_timeout: Duration,
+    /// Client threads the load runs on, each a `current_thread` runtime with
+    /// its share of the connections (round-robin). Default 1: one core for
+    /// the client, the rest for an engine on the same machine; raise it when
+    /// the client is the limit (`cargo xtask bench-client` shows its cost).
+    /// 0 runs the load as tasks of the command's own multi-thread runtime.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub client_cores: u32,
     /// Write the results as JSON to stdout (one document) instead of the tables.
     #[arg(long)]
     pub json: bool,
@@ -191,6 +198,7 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
         max_consecutive_failures: opts.max_consecutive_failures.max(1),
         // The records are in requests.jsonl; results.json keeps aggregates.
         keep_records: false,
+        client_cores: Some(opts.client_cores),
         ..RunOptions::default()
     };
     analysis.apply(&mut options);
@@ -215,6 +223,7 @@ pub(crate) async fn run(opts: BenchOpts) -> anyhow::Result<u8> {
         cancel: &cancel,
         telemetry: &telemetry,
         analysis: &analysis,
+        client_cores: opts.client_cores,
     };
     let measured = flow::measure_engine(
         &engine,

@@ -257,6 +257,7 @@ async fn one_engine(
                 cancel,
                 telemetry: &telemetry,
                 analysis,
+                client_cores: 1,
             };
             let measured = match writer.engine_dir(name) {
                 Ok(dir) => flow::measure(config, scenarios, &dir, name, &beside).await,

@@ -465,6 +465,7 @@ pub(crate) async fn measure(
     let mut options = RunOptions {
         // The records are in requests.jsonl; results.json keeps aggregates.
         keep_records: false,
+        client_cores: Some(beside.client_cores),
         ..RunOptions::default()
     };
     beside.analysis.apply(&mut options);
@@ -479,6 +480,8 @@ pub(crate) struct Beside<'a> {
     pub(crate) telemetry: &'a Telemetry,
     /// The SLO, when one is set: goodput per scenario.
     pub(crate) analysis: &'a super::slo::Analysis,
+    /// Client threads of the load (`--client-cores`).
+    pub(crate) client_cores: u32,
 }
 
 /// Runs the scenarios on a connected engine, appending every record to

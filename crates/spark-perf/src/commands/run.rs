@@ -115,6 +115,13 @@ pub struct RunOpts {
     /// Print the plan and start nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Client threads the load runs on, each a `current_thread` runtime with
+    /// its share of the connections (round-robin). Default 1: one core for
+    /// the client, the rest for an engine on the same machine; raise it when
+    /// the client is the limit (`cargo xtask bench-client` shows its cost).
+    /// 0 runs the load as tasks of the command's own multi-thread runtime.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub client_cores: u32,
     /// Write the results as JSON to stdout instead of the tables.
     #[arg(long)]
     pub json: bool,
@@ -238,6 +245,7 @@ pub(crate) async fn run(opts: RunOpts) -> anyhow::Result<u8> {
                 &cancel,
                 analysis,
                 &gpu,
+                opts.client_cores,
             ))
             .await;
             writer.set_displaced(displaced(&docker.displaced(), RestoreStatus::Pending));
@@ -471,6 +479,7 @@ async fn one_service(
     cancel: &tokio_util::sync::CancellationToken,
     analysis: &super::slo::Analysis,
     gpu: &Gpu,
+    client_cores: u32,
 ) -> EngineRun {
     let mut engine = EngineRun {
         service: service.name.clone(),
@@ -593,6 +602,7 @@ async fn one_service(
                 cancel,
                 telemetry: &telemetry,
                 analysis,
+                client_cores,
             };
             let measured = measure(service, scenarios, api_key, writer, &beside).await;
             let model_size = telemetry::model_size(running.model_files());
