@@ -1,8 +1,10 @@
 //! The concurrency sweep, goodput and the capacity search against spark-sim
 //! processes whose batch is capped (`--max-num-seqs`): each finds its knee,
-//! and the rate search brackets the rate at which the SLO starts failing.
+//! and the rate search brackets the rate at which the SLO starts failing;
+//! the pick of both together differs by use case.
 //!
-//! A request is 5 ms of prefill and 11 gaps of 10 ms (12 tokens), with no
+//! A request of the small engine is 5 ms of prefill and 11 gaps of 10 ms
+//! (12 tokens), of the large one 15 ms of prefill and the same gaps, with no
 //! slowdown per running sequence, so below the cap throughput grows with
 //! the level and latency stays flat, and above it throughput is flat while
 //! requests queue for a slot. Bounds are generous: the machine is busy.
@@ -12,7 +14,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use spark_testkit::{SimProcess, TempDir};
 
-fn sim(max_num_seqs: u32) -> SimProcess {
+fn sim(max_num_seqs: u32, prefill_ms: &str, decode_ms: &str) -> SimProcess {
     let seqs = max_num_seqs.to_string();
     SimProcess::start(
         env!("CARGO_BIN_EXE_spark-perf").as_ref(),
@@ -23,32 +25,47 @@ fn sim(max_num_seqs: u32) -> SimProcess {
             "--max-num-seqs",
             &seqs,
             "--prefill-base-ms",
-            "5",
+            prefill_ms,
             "--prefill-us-per-token",
             "0",
             "--prefill-ns-per-token-sq",
             "0",
             "--decode-ms",
-            "10",
+            decode_ms,
             "--decode-ms-per-seq",
             "0",
         ],
     )
 }
 
-/// `bench --json` of the sweep (levels 1 … 32, 12 tokens out) with an SLO
-/// and `extra` flags; the engine's results.
-fn bench(sim: &SimProcess, dir: &TempDir, extra: &[&str]) -> Value {
+/// One user's latency (for the pick), then the sweep (levels 1 … 32, 12
+/// tokens out), with an SLO.
+const SCENARIOS: &str = "\
+[[scenario]]
+name = \"latency\"
+input_tokens = 16
+max_tokens = 12
+requests = 5
+
+[sweep]
+levels = [1, 2, 4, 8, 16, 32]
+rounds = 16
+input_tokens = 16
+max_tokens = 12
+
+[slo]
+ttft_p90 = \"60ms\"
+";
+
+/// `bench --json` of [`SCENARIOS`] with `extra` flags: the suite of the one
+/// engine, named `name`.
+fn bench(sim: &SimProcess, dir: &TempDir, name: &str, extra: &[&str]) -> Value {
     let file = dir.0.join("sweep.toml");
-    std::fs::write(
-        &file,
-        "[sweep]\nlevels = [1, 2, 4, 8, 16, 32]\nrounds = 8\ninput_tokens = 16\nmax_tokens = 12\n\n[slo]\nttft_p90 = \"60ms\"\n",
-    )
-    .expect("scenario file");
+    std::fs::write(&file, SCENARIOS).expect("scenario file");
     let output = Command::new(env!("CARGO_BIN_EXE_spark-perf"))
-        .args(["bench", "--url", &sim.url, "--name", "sim", "--json"])
+        .args(["bench", "--url", &sim.url, "--name", name, "--json"])
         .args(["--scenario-file", file.to_str().expect("utf-8")])
-        .args(["--scenarios", "concurrency-sweep"])
+        .args(["--scenarios", "latency,concurrency-sweep"])
         .args(["--output", dir.0.join("out").to_str().expect("utf-8")])
         .args(extra)
         .env("NO_COLOR", "1")
@@ -60,8 +77,7 @@ fn bench(sim: &SimProcess, dir: &TempDir, extra: &[&str]) -> Value {
         "bench failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let suite: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
-    suite["engines"][0]["results"].clone()
+    serde_json::from_slice(&output.stdout).expect("one JSON document")
 }
 
 /// (level, saturated_at) of every level that ran.
@@ -83,10 +99,11 @@ fn levels(results: &Value) -> Vec<(u64, Option<u64>)> {
 #[test]
 fn the_sweep_finds_each_knee_and_the_capacity_search_brackets_the_slo() {
     let dir = TempDir::new("sweep-4");
-    let small = sim(4);
-    let results = bench(
+    let small = sim(4, "5", "10");
+    let small_suite = bench(
         &small,
         &dir,
+        "small",
         &[
             "--capacity",
             "--capacity-probes",
@@ -95,7 +112,8 @@ fn the_sweep_finds_each_knee_and_the_capacity_search_brackets_the_slo() {
             "2s",
         ],
     );
-    let ran = levels(&results);
+    let results = &small_suite["engines"][0]["results"];
+    let ran = levels(results);
     let knee = ran[0].1.expect("the sweep saturated");
     assert!(
         (4..=8).contains(&knee),
@@ -167,10 +185,11 @@ fn the_sweep_finds_each_knee_and_the_capacity_search_brackets_the_slo() {
 
     // A larger batch saturates later.
     let dir = TempDir::new("sweep-16");
-    let large = sim(16);
-    let results = bench(&large, &dir, &[]);
-    let ran = levels(&results);
-    let late_knee = ran[0].1.expect("the sweep saturated");
+    let large = sim(16, "15", "10");
+    let large_suite = bench(&large, &dir, "large", &[]);
+    let results = &large_suite["engines"][0]["results"];
+    let ran = levels(results);
+    let late_knee = ran[0].1.unwrap_or_else(|| panic!("the sweep saturated: {ran:?} {}", results["scenarios"]));
     assert!(
         (16..=32).contains(&late_knee),
         "knee of max-num-seqs 16 at {late_knee}: {ran:?}"
@@ -182,6 +201,41 @@ fn the_sweep_finds_each_knee_and_the_capacity_search_brackets_the_slo() {
             >= 16
     );
     assert!(results["capacity"]["max_rate_rps"].is_null());
+
+    // Both engines in one run: the small one answers one user sooner, the
+    // large one serves more at saturation and within the SLO.
+    let mut both = small_suite.clone();
+    both["engines"]
+        .as_array_mut()
+        .expect("engines")
+        .push(large_suite["engines"][0].clone());
+    let run = dir.0.join("both");
+    std::fs::create_dir_all(&run).expect("run dir");
+    std::fs::write(run.join("results.json"), both.to_string()).expect("results.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_spark-perf"))
+        .args(["report", run.to_str().expect("utf-8"), "--format", "json"])
+        .output()
+        .expect("report runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let pick = |use_case: &str| {
+        let verdict = report["pick"]["use_cases"]
+            .as_array()
+            .expect("use cases")
+            .iter()
+            .find(|u| u["use_case"] == use_case)
+            .unwrap_or_else(|| panic!("{use_case} in {}", report["pick"]))
+            .clone();
+        assert_eq!(verdict["verdict"], "winner", "{verdict}");
+        verdict["best"].as_str().expect("best").to_owned()
+    };
+    assert_eq!(pick("interactive chat"), "small");
+    assert_eq!(pick("batch"), "large");
+    assert_eq!(pick("capacity"), "large");
 }
 
 #[test]
