@@ -189,7 +189,9 @@ fn the_sweep_finds_each_knee_and_the_capacity_search_brackets_the_slo() {
     let large_suite = bench(&large, &dir, "large", &[]);
     let results = &large_suite["engines"][0]["results"];
     let ran = levels(results);
-    let late_knee = ran[0].1.unwrap_or_else(|| panic!("the sweep saturated: {ran:?} {}", results["scenarios"]));
+    let late_knee = ran[0]
+        .1
+        .unwrap_or_else(|| panic!("the sweep saturated: {ran:?} {}", results["scenarios"]));
     assert!(
         (16..=32).contains(&late_knee),
         "knee of max-num-seqs 16 at {late_knee}: {ran:?}"
