@@ -4,101 +4,19 @@
 //! health path. An `x-spark-perf:` mapping on a service overrides any of them
 //! and can exclude the service (`inference: false`).
 
-use std::fmt;
-
 use serde_yaml::Value;
 
 use super::locate::ypath;
 use super::scalar_text;
 use super::service::{EXTENSION_KEYS, Problems, Service};
-use super::units::split_shell_words;
 
-/// The inference engine a service runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Flavor {
-    Vllm,
-    TensorRtLlm,
-    Sglang,
-    LlamaCpp,
-    Ollama,
-    /// Hugging Face text-generation-inference (`text-generation-launcher`).
-    Tgi,
-    /// Marked as an engine with `x-spark-perf: {inference: true}`, kind unknown.
-    Other,
-}
+mod command;
+mod flavor;
 
-impl Flavor {
-    /// All flavors, in the order they are documented.
-    pub const ALL: [Flavor; 7] = [
-        Flavor::Vllm,
-        Flavor::TensorRtLlm,
-        Flavor::Sglang,
-        Flavor::LlamaCpp,
-        Flavor::Ollama,
-        Flavor::Tgi,
-        Flavor::Other,
-    ];
+pub use flavor::Flavor;
 
-    /// The identifier used in `x-spark-perf.flavor` and in reports.
-    pub fn id(self) -> &'static str {
-        match self {
-            Flavor::Vllm => "vllm",
-            Flavor::TensorRtLlm => "trtllm",
-            Flavor::Sglang => "sglang",
-            Flavor::LlamaCpp => "llamacpp",
-            Flavor::Ollama => "ollama",
-            Flavor::Tgi => "tgi",
-            Flavor::Other => "other",
-        }
-    }
-
-    /// The flavor with identifier `id`.
-    pub fn from_id(id: &str) -> Option<Flavor> {
-        Flavor::ALL.into_iter().find(|f| f.id() == id)
-    }
-
-    /// The path that answers 200 once the engine is ready.
-    pub fn health_path(self) -> &'static str {
-        match self {
-            Flavor::Ollama => "/api/version",
-            _ => "/health",
-        }
-    }
-
-    /// The port the engine listens on when its command does not say.
-    fn default_port(self) -> u16 {
-        match self {
-            Flavor::Sglang => 30000,
-            Flavor::LlamaCpp => 8080,
-            Flavor::Ollama => 11434,
-            // TGI's image sets PORT=80.
-            Flavor::Tgi => 80,
-            Flavor::Vllm | Flavor::TensorRtLlm | Flavor::Other => 8000,
-        }
-    }
-
-    /// Engines that need a GPU to run at all.
-    fn needs_gpu(self) -> bool {
-        matches!(
-            self,
-            Flavor::Vllm | Flavor::TensorRtLlm | Flavor::Sglang | Flavor::Tgi
-        )
-    }
-}
-
-impl fmt::Display for Flavor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Flavor::Vllm => "vLLM",
-            Flavor::TensorRtLlm => "TensorRT-LLM",
-            Flavor::Sglang => "SGLang",
-            Flavor::LlamaCpp => "llama.cpp",
-            Flavor::Ollama => "Ollama",
-            Flavor::Tgi => "TGI",
-            Flavor::Other => "other",
-        })
-    }
-}
+use command::{command_words, flag_value, positional_after_serve};
+use flavor::{flavor_from_command, flavor_from_image, is_sim_image};
 
 /// A service that runs an inference engine, and how to reach it from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,112 +84,6 @@ impl InferenceService {
     /// `base_url` + `health_path`.
     pub fn health_url(&self) -> String {
         format!("{}{}", self.base_url, self.health_path)
-    }
-}
-
-/// The words of entrypoint + command, with `sh -c "..."` strings split too.
-fn command_words(service: &Service) -> Vec<String> {
-    let mut words: Vec<String> = service
-        .entrypoint
-        .iter()
-        .chain(service.command.iter())
-        .flatten()
-        .cloned()
-        .collect();
-    let nested: Vec<String> = words
-        .iter()
-        .filter(|w| w.contains(char::is_whitespace))
-        .filter_map(|w| split_shell_words(w))
-        .flatten()
-        .collect();
-    words.extend(nested);
-    words
-}
-
-/// The value of `--flag VALUE` or `--flag=VALUE`.
-fn flag_value(words: &[String], flags: &[&str]) -> Option<String> {
-    for (idx, word) in words.iter().enumerate() {
-        for flag in flags {
-            if word == flag {
-                if let Some(value) = words.get(idx + 1).filter(|v| !v.starts_with('-')) {
-                    return Some(value.clone());
-                }
-            } else if let Some(value) = word.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-                return Some(value.to_owned());
-            }
-        }
-    }
-    None
-}
-
-/// The first positional word after `serve` (`vllm serve MODEL`,
-/// `trtllm-serve MODEL`, `trtllm-serve serve MODEL`).
-fn positional_after_serve(words: &[String]) -> Option<String> {
-    let serve = words
-        .iter()
-        .rposition(|w| w == "serve" || w.rsplit('/').next() == Some("trtllm-serve"))?;
-    words
-        .get(serve + 1)
-        .filter(|w| !w.starts_with('-'))
-        .cloned()
-}
-
-fn flavor_from_command(words: &[String]) -> Option<Flavor> {
-    let followed_by_serve = |name: &str| {
-        words
-            .windows(2)
-            .any(|w| w[0].rsplit('/').next() == Some(name) && w[1] == "serve")
-    };
-    let any = |pred: &dyn Fn(&str) -> bool| words.iter().any(|w| pred(w));
-    if followed_by_serve("vllm") || any(&|w| w.contains("vllm.entrypoints")) {
-        Some(Flavor::Vllm)
-    } else if any(&|w| w.rsplit('/').next() == Some("trtllm-serve")) {
-        Some(Flavor::TensorRtLlm)
-    } else if any(&|w| w.contains("sglang.launch_server")) || followed_by_serve("sglang") {
-        Some(Flavor::Sglang)
-    } else if any(&|w| w.rsplit('/').next() == Some("llama-server")) {
-        Some(Flavor::LlamaCpp)
-    } else if followed_by_serve("ollama") {
-        Some(Flavor::Ollama)
-    } else if any(&|w| w.rsplit('/').next() == Some("text-generation-launcher")) {
-        Some(Flavor::Tgi)
-    } else {
-        None
-    }
-}
-
-/// Whether the image is spark-sim, the simulated engine.
-fn is_sim_image(image: &str) -> bool {
-    image_repository(image).rsplit('/').next() == Some("spark-sim")
-}
-
-/// The repository part of an image reference (no tag, no digest), lower case.
-fn image_repository(image: &str) -> String {
-    crate::image_ref::ImageRef::parse(image)
-        .repository
-        .to_ascii_lowercase()
-}
-
-fn flavor_from_image(image: &str) -> Option<Flavor> {
-    let repo = image_repository(image);
-    if repo.contains("vllm") {
-        Some(Flavor::Vllm)
-    } else if repo.contains("tensorrt-llm")
-        || repo.contains("tensorrt_llm")
-        || repo.contains("trtllm")
-    {
-        Some(Flavor::TensorRtLlm)
-    } else if repo.contains("sglang") {
-        Some(Flavor::Sglang)
-    } else if repo.contains("llama.cpp") || repo.contains("llama-cpp") || repo.contains("llamacpp")
-    {
-        Some(Flavor::LlamaCpp)
-    } else if repo.contains("ollama") {
-        Some(Flavor::Ollama)
-    } else if repo.contains("text-generation-inference") {
-        Some(Flavor::Tgi)
-    } else {
-        None
     }
 }
 
@@ -561,37 +373,6 @@ pub(crate) fn is_gpu_device(entry: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn image_repositories() {
-        assert_eq!(
-            image_repository("nvcr.io/nvidia/vllm:25.09-py3"),
-            "nvcr.io/nvidia/vllm"
-        );
-        assert_eq!(
-            image_repository("localhost:5000/spark-sim"),
-            "localhost:5000/spark-sim"
-        );
-        assert_eq!(image_repository("x/y@sha256:abc"), "x/y");
-        assert!(is_sim_image("spark-sim:dev"));
-        assert_eq!(
-            flavor_from_image("nvcr.io/nvidia/tensorrt-llm/release:1.2.0"),
-            Some(Flavor::TensorRtLlm)
-        );
-        assert_eq!(
-            flavor_from_image("ghcr.io/ggml-org/llama.cpp:server-cuda"),
-            Some(Flavor::LlamaCpp)
-        );
-        assert_eq!(
-            flavor_from_image("ghcr.io/huggingface/text-generation-inference:3.3.4"),
-            Some(Flavor::Tgi)
-        );
-        assert_eq!(flavor_from_image("redis:7"), None);
-        assert_eq!(
-            flavor_from_image("rocm/vllm:rocm6.4.1_vllm_0.9.1_20250715"),
-            Some(Flavor::Vllm)
-        );
-    }
 
     #[test]
     fn gpu_device_nodes() {
