@@ -58,6 +58,19 @@ impl MonoClock {
     }
 }
 
+impl MonoClock {
+    /// The `Instant` of CLOCK_MONOTONIC nanoseconds `ns` (the inverse of `ns`).
+    pub(crate) fn instant(&self, ns: u64) -> Instant {
+        if ns >= self.base_ns {
+            self.base + std::time::Duration::from_nanos(ns - self.base_ns)
+        } else {
+            self.base
+                .checked_sub(std::time::Duration::from_nanos(self.base_ns - ns))
+                .unwrap_or(self.base)
+        }
+    }
+}
+
 /// CLOCK_MONOTONIC in nanoseconds.
 pub(crate) fn monotonic_ns() -> u64 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);

@@ -26,6 +26,9 @@ use hyper_util::rt::TokioIo;
 use reqwest::header::HeaderValue;
 use tokio::net::TcpStream;
 
+use crate::clock::MonoClock;
+use crate::rxstamp::{RxStamp, StampedStream};
+
 /// Where a direct connection goes, and what each request names.
 #[derive(Debug)]
 pub(crate) struct Target {
@@ -83,7 +86,9 @@ pub(crate) enum ConnectError {
 pub(crate) struct Conn {
     sender: SendRequest<Full<Bytes>>,
     /// Boxed once per connection so that it can be polled by reference.
-    connection: Pin<Box<Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+    connection: Pin<Box<Connection<TokioIo<StampedStream>, Full<Bytes>>>>,
+    /// The kernel's receive time of the connection's latest read.
+    stamp: RxStamp,
     /// The connection future ended: closed, or failed.
     closed: bool,
     /// When its last response ended.
@@ -128,6 +133,8 @@ impl Conn {
         };
         // Small writes (a request) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
+        let stream = StampedStream::new(stream);
+        let stamp = stream.stamp();
         let (sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -135,9 +142,20 @@ impl Conn {
         Ok(Conn {
             sender,
             connection: Box::pin(connection),
+            stamp,
             closed: false,
             idle_since: Instant::now(),
         })
+    }
+
+    /// When the bytes of the latest read arrived: the kernel's receive time
+    /// where it gave one, never later than `now` nor earlier than `floor`
+    /// (the request's send time); `now` without one.
+    pub(crate) fn arrival(&self, clock: &MonoClock, now: Instant, floor: Instant) -> Instant {
+        match self.stamp.get() {
+            Some(ns) => clock.instant(ns).min(now).max(floor),
+            None => now,
+        }
     }
 
     /// Whether the connection ended (the server closed it, or it failed).

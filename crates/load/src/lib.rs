@@ -31,6 +31,7 @@ mod histogram;
 mod prompt;
 mod request;
 mod runner;
+mod rxstamp;
 pub mod scenario;
 mod sink;
 pub mod slo;

@@ -289,6 +289,16 @@ impl Response<'_> {
         }
     }
 
+    /// When the bytes just handed over arrived: on a direct connection the
+    /// kernel's receive time of the read that brought them (never later
+    /// than `now`, never before `sent`), else `now`.
+    fn arrival(&self, clock: &MonoClock, now: Instant, sent: Instant) -> Instant {
+        match self {
+            Response::Reqwest(_) => now,
+            Response::Direct { conn, .. } => conn.arrival(clock, now, sent),
+        }
+    }
+
     /// The next piece of the body; `None` at its end.
     async fn chunk(&mut self) -> Result<Option<Bytes>, BoxError> {
         match self {
@@ -358,7 +368,7 @@ pub(crate) async fn execute(
     } = sent;
 
     if let Some(mut response) = response {
-        ttfb = Some(Instant::now());
+        ttfb = Some(response.arrival(&clock, Instant::now(), sent));
         let status = response.status();
         let content_type = response
             .headers()
@@ -403,8 +413,9 @@ pub(crate) async fn execute(
                     biased;
                     chunk = response.chunk() => match chunk {
                         Ok(Some(bytes)) => {
-                            // The arrival time, before any parsing.
-                            let now = Instant::now();
+                            // The arrival time, before any parsing: the
+                            // kernel's receive time of the read, where known.
+                            let now = response.arrival(&clock, Instant::now(), sent);
                             if sniff && state.n_events == 0 && body_head.len() < QUOTED_BODY {
                                 let take = (QUOTED_BODY - body_head.len()).min(bytes.len());
                                 body_head.extend_from_slice(&bytes[..take]);

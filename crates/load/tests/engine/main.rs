@@ -16,4 +16,5 @@ mod lengths;
 mod llamacpp;
 mod openloop;
 mod probes;
+mod rxstamp;
 mod tgi;
