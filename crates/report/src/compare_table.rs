@@ -35,6 +35,9 @@ pub enum Format {
     Bytes,
     /// Three decimals (joules per token).
     ThreeDecimals,
+    /// Gigabytes: one decimal from 1 GB, three below it, so that a small
+    /// model or process does not read as `0.0`.
+    Gigabytes,
 }
 
 impl Format {
@@ -46,6 +49,8 @@ impl Format {
             Format::Count => format!("{value:.0}"),
             Format::Bytes => telemetry::format_bytes(value),
             Format::ThreeDecimals => format!("{value:.3}"),
+            Format::Gigabytes if value.abs() < 1.0 => format!("{value:.3}"),
+            Format::Gigabytes => format!("{value:.1}"),
         }
     }
 }
@@ -324,6 +329,14 @@ pub fn scenario_title(scenario: &ScenarioResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gigabytes_below_one_keep_three_decimals() {
+        assert_eq!(Format::Gigabytes.apply(0.0123), "0.012");
+        assert_eq!(Format::Gigabytes.apply(0.95), "0.950");
+        assert_eq!(Format::Gigabytes.apply(17.34), "17.3");
+        assert_eq!(Format::Gigabytes.apply(1.0), "1.0");
+    }
 
     fn row(better: Better, cells: Vec<Option<f64>>) -> Row {
         Row::plain("m", "ms", Some(better), Format::OneDecimal, cells)

@@ -45,7 +45,13 @@ fn cells(row: &PickSummaryRow) -> Vec<String> {
     for (idx, figure) in figures(row).into_iter().enumerate() {
         let text = match figure.value {
             Some(value) => {
-                let text = Format::OneDecimal.apply(value);
+                // The last two columns are model size and memory, in GB.
+                let format = if idx >= 5 {
+                    Format::Gigabytes
+                } else {
+                    Format::OneDecimal
+                };
+                let text = format.apply(value);
                 match (idx, row.longest_context_tokens) {
                     (4, Some(tokens)) => format!("{text} @ {tokens} tok"),
                     _ => text,

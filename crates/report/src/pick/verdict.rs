@@ -54,7 +54,7 @@ const MEMORY: Metric = Metric {
     noun: Cow::Borrowed("runtime memory"),
     unit: "GB",
     better: Better::Lower,
-    format: Format::OneDecimal,
+    format: Format::Gigabytes,
 };
 
 /// An engine and its figure.
