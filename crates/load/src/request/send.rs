@@ -1,0 +1,327 @@
+//! Sending one request and reading what is not the stream: the request on
+//! reqwest or on the worker's own connection (`crate::direct`), the response
+//! head and an error body, and the classification of send and body errors
+//! into failure classes. The stream itself is read in `request.rs`.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use spark_results::{Failure, FailureClass, TimeoutPhase};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{MAX_ERROR_BODY, RequestSpec, StreamState, failure, timeout};
+use crate::clock::MonoClock;
+use crate::direct::{Conn, ConnSlot, ConnectError, Target};
+use crate::engine::{Engine, error_chain};
+
+/// When a request was sent and its deadlines.
+#[derive(Clone, Copy)]
+pub(super) struct Sent {
+    pub(super) at: Instant,
+    pub(super) total_deadline: Instant,
+    pub(super) first_token_deadline: Instant,
+}
+
+impl Sent {
+    pub(super) fn now(timeouts: &crate::engine::Timeouts) -> Sent {
+        let at = Instant::now();
+        Sent {
+            at,
+            total_deadline: at + timeouts.total,
+            first_token_deadline: at + timeouts.first_token.min(timeouts.total),
+        }
+    }
+
+    /// The failure of a request whose response head did not come in time.
+    pub(super) fn head_timeout(&self, timeouts: &crate::engine::Timeouts) -> Failure {
+        if Instant::now() >= self.total_deadline {
+            timeout(TimeoutPhase::Total, timeouts.total)
+        } else {
+            timeout(TimeoutPhase::FirstToken, timeouts.first_token)
+        }
+    }
+}
+
+/// A response being read: reqwest's, or one on the worker's own connection.
+pub(super) enum Response<'c> {
+    Reqwest(reqwest::Response),
+    Direct {
+        head: hyper::http::response::Parts,
+        body: Incoming,
+        conn: &'c mut Conn,
+    },
+}
+
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Response<'_> {
+    pub(super) fn status(&self) -> reqwest::StatusCode {
+        match self {
+            Response::Reqwest(response) => response.status(),
+            Response::Direct { head, .. } => head.status,
+        }
+    }
+
+    pub(super) fn headers(&self) -> &reqwest::header::HeaderMap {
+        match self {
+            Response::Reqwest(response) => response.headers(),
+            Response::Direct { head, .. } => &head.headers,
+        }
+    }
+
+    /// When the bytes just handed over arrived: on a direct connection the
+    /// kernel's receive time of the read that brought them (never later
+    /// than `now`, never before `sent`), else `now`.
+    pub(super) fn arrival(&self, clock: &MonoClock, now: Instant, sent: Instant) -> Instant {
+        match self {
+            Response::Reqwest(_) => now,
+            Response::Direct { conn, .. } => conn.arrival(clock, now, sent),
+        }
+    }
+
+    /// The next piece of the body; `None` at its end.
+    pub(super) async fn chunk(&mut self) -> Result<Option<Bytes>, BoxError> {
+        match self {
+            Response::Reqwest(response) => response.chunk().await.map_err(Into::into),
+            Response::Direct { body, conn, .. } => conn.next_data(body).await.map_err(Into::into),
+        }
+    }
+}
+
+/// Reads at most `MAX_ERROR_BODY` of a response that is not a stream,
+/// bounded in time; says whether the body was read to its end.
+pub(super) async fn read_body(response: &mut Response<'_>, deadline: Instant) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    let mut ended = false;
+    let read = async {
+        loop {
+            match response.chunk().await {
+                Ok(Some(bytes)) => {
+                    body.extend_from_slice(&bytes);
+                    if body.len() >= MAX_ERROR_BODY {
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    ended = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    };
+    let deadline = deadline.min(Instant::now() + Duration::from_secs(10));
+    let _ = tokio::time::timeout_at(deadline.into(), read).await;
+    (body, ended)
+}
+
+/// Sends `spec` through reqwest and waits for the response head, within the
+/// first-token and total deadlines.
+pub(super) async fn send_reqwest(
+    engine: &Engine,
+    spec: &RequestSpec,
+    mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    cancel: &CancellationToken,
+) -> (Sent, Result<reqwest::Response, Failure>) {
+    let timeouts = engine.inner.timeouts;
+    let mut retried = false;
+    loop {
+        let request = engine
+            .post(engine.url(spec.url_endpoint), spec.body.clone())
+            .header("x-request-id", spec.request_id.as_str());
+        let sent = Sent::now(&timeouts);
+        timer.as_mut().reset(sent.first_token_deadline.into());
+        let result = tokio::select! {
+            biased;
+            result = request.send() => match result {
+                Ok(response) => Ok(response),
+                // A pooled connection the server had closed without saying
+                // so (llama-server closes the connection after every
+                // streamed response yet answers `keep-alive`): the request
+                // never reached it. Once, on a fresh connection, timed anew.
+                Err(err) if !retried && closed_before_response(&err) => {
+                    retried = true;
+                    continue;
+                }
+                Err(err) => Err(classify_send_error(&err, timeouts.connect)),
+            },
+            () = &mut timer => Err(sent.head_timeout(&timeouts)),
+            () = cancel.cancelled() => Err(failure(FailureClass::Cancelled, "cancelled before the response".to_owned())),
+        };
+        return (sent, result);
+    }
+}
+
+/// Why a request on a direct connection got no response head.
+pub(super) enum DirectError {
+    Connect(ConnectError),
+    /// The request failed on the connection; `reused`: it was a kept one.
+    Send {
+        err: hyper::Error,
+        reused: bool,
+    },
+}
+
+/// Sends `spec` on the worker's connection (a kept one, else a new one) and
+/// waits for the response head, within the first-token and total deadlines;
+/// gives back the connection with the response.
+pub(super) async fn send_direct(
+    engine: &Engine,
+    target: &Target,
+    spec: &RequestSpec,
+    slot: &mut ConnSlot,
+    mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    cancel: &CancellationToken,
+) -> (Sent, Result<(Conn, hyper::Response<Incoming>), Failure>) {
+    let timeouts = engine.inner.timeouts;
+    let mut kept = slot.take(crate::engine::POOL_IDLE);
+    loop {
+        let path = match spec.url_endpoint {
+            spark_results::Endpoint::Chat => target.chat_path.clone(),
+            spark_results::Endpoint::Completions => target.completions_path.clone(),
+        };
+        let mut request = hyper::Request::new(Full::new(spec.body.clone()));
+        *request.method_mut() = hyper::Method::POST;
+        *request.uri_mut() = path;
+        let headers = request.headers_mut();
+        headers.insert(reqwest::header::HOST, target.host.clone());
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        if let Ok(id) = reqwest::header::HeaderValue::from_str(&spec.request_id) {
+            headers.insert("x-request-id", id);
+        }
+        if let Some(auth) = &engine.inner.auth {
+            headers.insert(reqwest::header::AUTHORIZATION, auth.clone());
+        }
+        let reused_conn = kept.take();
+        let reused = reused_conn.is_some();
+        let attempt = async move {
+            let mut conn = match reused_conn {
+                Some(conn) => conn,
+                None => Conn::open(target, timeouts.connect)
+                    .await
+                    .map_err(DirectError::Connect)?,
+            };
+            match conn.send(request).await {
+                Ok(response) => Ok((conn, response)),
+                Err(err) => Err(DirectError::Send { err, reused }),
+            }
+        };
+        let sent = Sent::now(&timeouts);
+        timer.as_mut().reset(sent.first_token_deadline.into());
+        let result = tokio::select! {
+            biased;
+            result = attempt => match result {
+                Ok(head) => Ok(head),
+                // A kept connection the server had closed without saying so:
+                // the request never reached it. Once, on a fresh connection,
+                // timed anew (as `send_reqwest` does for reqwest's pool).
+                Err(DirectError::Send { err, reused: true }) if stale(&err) => continue,
+                Err(DirectError::Send { err, .. }) => Err(classify_direct_send_error(&err)),
+                Err(DirectError::Connect(ConnectError::Timeout)) => Err(timeout(TimeoutPhase::Connect, timeouts.connect)),
+                Err(DirectError::Connect(ConnectError::Io(err))) => Err(failure(
+                    FailureClass::Connect,
+                    format!("error connecting to {}: {}", engine.inner.base, error_chain(&err)),
+                )),
+                Err(DirectError::Connect(ConnectError::Handshake(err))) => Err(failure(
+                    FailureClass::Connect,
+                    format!("error connecting to {}: {}", engine.inner.base, error_chain(&err)),
+                )),
+            },
+            () = &mut timer => Err(sent.head_timeout(&timeouts)),
+            () = cancel.cancelled() => Err(failure(FailureClass::Cancelled, "cancelled before the response".to_owned())),
+        };
+        return (sent, result);
+    }
+}
+
+/// Whether a request on a kept connection failed because the server had
+/// closed it: nothing of a response came.
+pub(super) fn stale(err: &hyper::Error) -> bool {
+    use std::io::ErrorKind::*;
+    err.is_incomplete_message()
+        || err.is_canceled()
+        || err.is_closed()
+        || has_io_kind(err, &[ConnectionReset, ConnectionAborted, BrokenPipe])
+}
+
+/// A failure on a direct connection before the response head.
+pub(super) fn classify_direct_send_error(err: &hyper::Error) -> Failure {
+    let message = error_chain(err);
+    if has_io_kind(err, &[std::io::ErrorKind::ConnectionRefused]) {
+        return failure(FailureClass::Connect, message);
+    }
+    // The connection broke (or closed) before the response head.
+    failure(FailureClass::Reset, message)
+}
+
+/// A failure before the response head arrived.
+pub(super) fn classify_send_error(err: &reqwest::Error, connect_limit: Duration) -> Failure {
+    let message = error_chain(err);
+    if err.is_connect() {
+        if err.is_timeout() {
+            return timeout(TimeoutPhase::Connect, connect_limit);
+        }
+        return failure(FailureClass::Connect, message);
+    }
+    if has_io_kind(err, &[std::io::ErrorKind::ConnectionRefused]) {
+        return failure(FailureClass::Connect, message);
+    }
+    // The connection broke (or closed) before the response head.
+    failure(FailureClass::Reset, message)
+}
+
+/// A failure while reading the body.
+pub(super) fn classify_body_error(
+    err: &(dyn std::error::Error + 'static),
+    state: &StreamState,
+) -> Failure {
+    let message = error_chain(err);
+    use std::io::ErrorKind::*;
+    if has_io_kind(err, &[ConnectionReset, ConnectionAborted, BrokenPipe]) {
+        return failure(FailureClass::Reset, message);
+    }
+    // The peer closed the connection mid-body (hyper: "incomplete message").
+    failure(
+        FailureClass::Truncated,
+        format!(
+            "the stream broke after {} token chunks: {message}",
+            state.token_chunks
+        ),
+    )
+}
+
+/// Whether a send failed because the connection closed before any byte of
+/// the response came: hyper's "connection closed before message completed"
+/// on a connection the server had already given up (a stale keep-alive).
+pub(crate) fn closed_before_response(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(inner) = source {
+        if let Some(hyper) = inner.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = inner.source();
+    }
+    false
+}
+
+pub(super) fn has_io_kind(
+    err: &(dyn std::error::Error + 'static),
+    kinds: &[std::io::ErrorKind],
+) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>()
+            && kinds.contains(&io.kind())
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
+}
