@@ -2,7 +2,9 @@
 //!
 //! Only what the measurement needs is decoded: whether the first choice
 //! carries non-empty content, text or reasoning, its `finish_reason`, the
-//! usage, and in-band errors. A chunk of the usual shape is read by
+//! usage, and in-band errors. A token chunk of the previous token chunk's
+//! shape is read by `shape.rs`, which compares the bytes between the values
+//! that change and reads only those; another chunk of the usual shape by
 //! `skim.rs`, one walk over the raw bytes that decodes no string it does not
 //! need; whatever it does not fully understand goes through serde here,
 //! where strings are borrowed and the choices array is walked without
@@ -11,6 +13,7 @@
 //! that is not a JSON object of this shape is reported as invalid, never
 //! panicked on.
 
+mod shape;
 mod skim;
 
 use std::borrow::Cow;
@@ -103,15 +106,38 @@ pub(crate) struct TokenDetails {
 }
 
 /// Decodes one event's data.
+#[cfg(test)]
 pub(crate) fn parse(data: &[u8]) -> Payload<'_> {
-    let trimmed = data.trim_ascii();
-    if trimmed == b"[DONE]" {
-        return Payload::Done;
+    ChunkReader::default().parse(data)
+}
+
+/// Reads the chunks of one stream: a chunk of the previous token chunk's
+/// shape is matched against it (`shape.rs`), any other is walked
+/// (`skim.rs`), and what the walk does not fully understand goes to serde.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkReader {
+    shape: shape::Shape,
+}
+
+impl ChunkReader {
+    /// Decodes one event's data.
+    #[inline]
+    pub(crate) fn parse<'a>(&mut self, data: &'a [u8]) -> Payload<'a> {
+        let trimmed = data.trim_ascii();
+        if let Some(info) = self.shape.matches(trimmed) {
+            return Payload::Chunk(info);
+        }
+        if trimmed == b"[DONE]" {
+            return Payload::Done;
+        }
+        if let Some((info, holes)) = skim::skim_with_holes(trimmed) {
+            if let Some(holes) = holes {
+                self.shape.learn(trimmed, holes, info.usage);
+            }
+            return Payload::Chunk(info);
+        }
+        parse_with_serde(trimmed)
     }
-    if let Some(info) = skim::skim(trimmed) {
-        return Payload::Chunk(info);
-    }
-    parse_with_serde(trimmed)
 }
 
 /// Decodes one event's data (trimmed, not `[DONE]`) with serde: the
@@ -506,6 +532,158 @@ mod tests {
         // Errors are left to serde.
         assert!(skim::skim(SAMPLES[12].as_bytes()).is_none());
         assert!(skim::skim(SAMPLES[13].as_bytes()).is_none());
+    }
+
+    /// Where a chunk matched the previous chunk's shape, serde answers the
+    /// same: for every sample the walk learns a shape from, with its varying
+    /// string replaced by awkward values, and every one-byte change,
+    /// deletion and cut of the sample.
+    #[test]
+    fn shape_agrees_with_serde_wherever_it_answers() {
+        fn check(reader: &ChunkReader, data: &[u8], matched: &mut u32) {
+            let trimmed = data.trim_ascii();
+            if let Some(info) = reader.shape.matches(trimmed) {
+                *matched += 1;
+                assert_eq!(
+                    Payload::Chunk(info),
+                    parse_with_serde(trimmed),
+                    "{:?}",
+                    String::from_utf8_lossy(data)
+                );
+            }
+        }
+        let values: &[&[u8]] = &[
+            b"",
+            b" the",
+            b"x\\\"y",
+            "é".as_bytes(),
+            b"\\u0041",
+            b"a\\",
+            b"\\",
+            b"\"",
+            b"a\",\"content\":\"b",
+            b"a\"}],\"usage\":{\"prompt_tokens\":1},\"z\":[{\"a\":\"",
+            b"\x01",
+            b"\xff",
+            b"\xc3",
+            b"\\n\\t\\/",
+            b"\\q",
+        ];
+        let mut learned = 0;
+        let mut matched = 0;
+        for sample in SAMPLES {
+            let bytes = sample.as_bytes();
+            let Some((_, Some(holes))) = skim::skim_with_holes(bytes.trim_ascii()) else {
+                continue;
+            };
+            let text = holes
+                .as_slice()
+                .iter()
+                .find(|hole| matches!(hole.kind, shape::HoleKind::Text(_)))
+                .expect("a usable shape has its string");
+            let mut reader = ChunkReader::default();
+            reader.parse(bytes);
+            learned += 1;
+            let trimmed = bytes.trim_ascii();
+            for value in values {
+                let mut data = trimmed[..text.start].to_vec();
+                data.extend_from_slice(value);
+                data.extend_from_slice(&trimmed[text.end..]);
+                check(&reader, &data, &mut matched);
+            }
+            let counts: &[&[u8]] = &[
+                b"0",
+                b"7",
+                b"01",
+                b"1.5",
+                b"1e3",
+                b"-1",
+                b"123456789",
+                b"1234567890",
+                b"",
+                b"12a",
+                b"null",
+                b" 3",
+            ];
+            for hole in holes.as_slice() {
+                if !matches!(hole.kind, shape::HoleKind::Count(_)) {
+                    continue;
+                }
+                for value in counts {
+                    let mut data = trimmed[..hole.start].to_vec();
+                    data.extend_from_slice(value);
+                    data.extend_from_slice(&trimmed[hole.end..]);
+                    check(&reader, &data, &mut matched);
+                }
+            }
+            let replacements: &[u8] = b"\"\\{}[],:0-.e +nx\x01\xc3\xff9";
+            for idx in 0..bytes.len() {
+                check(&reader, &bytes[..idx], &mut matched);
+                let mut deleted = bytes.to_vec();
+                deleted.remove(idx);
+                check(&reader, &deleted, &mut matched);
+                for &byte in replacements {
+                    let mut changed = bytes.to_vec();
+                    changed[idx] = byte;
+                    check(&reader, &changed, &mut matched);
+                }
+            }
+        }
+        assert!(learned >= 6, "shapes learned from {learned} samples");
+        assert!(matched > 500, "{matched} chunks matched a shape");
+    }
+
+    /// A vLLM-format stream: the role chunk and each token chunk are
+    /// walked or matched, and the last chunk (finish_reason, usage) is
+    /// walked, never taken for the token chunks' shape.
+    #[test]
+    fn a_stream_matches_its_token_chunks_and_walks_the_rest() {
+        let head = r#"{"id":"chatcmpl-7","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"content":""#;
+        let tail = r#""},"logprobs":null,"finish_reason":null}]}"#;
+        let token = |text: &str| format!("{head}{text}{tail}");
+        let mut reader = ChunkReader::default();
+        let first = token(" the");
+        assert!(reader.shape.matches(first.as_bytes()).is_none());
+        let Payload::Chunk(info) = reader.parse(first.as_bytes()) else {
+            panic!("a chunk");
+        };
+        assert!(info.content);
+        for text in [" cat", "", "\\\"", "é"] {
+            let data = token(text);
+            let info = reader.shape.matches(data.as_bytes()).expect("same shape");
+            assert_eq!(info.content, !text.is_empty(), "{data}");
+            assert_eq!(reader.parse(data.as_bytes()), Payload::Chunk(info));
+        }
+        let last = r#"{"id":"chatcmpl-7","object":"chat.completion.chunk","created":5,"model":"m","choices":[{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#;
+        assert!(reader.shape.matches(last.as_bytes()).is_none());
+        let Payload::Chunk(info) = reader.parse(last.as_bytes()) else {
+            panic!("a chunk");
+        };
+        assert_eq!(info.finish_reason.as_deref(), Some("length"));
+        assert_eq!(info.usage.and_then(|u| u.completion_tokens), Some(5));
+        // A chunk with a finish_reason is no shape: the next token chunk is
+        // matched against the one before it.
+        let again = token("x");
+        assert!(reader.shape.matches(again.as_bytes()).is_some());
+        assert_eq!(reader.parse(b"[DONE]"), Payload::Done);
+
+        // With continuous usage stats the counts change from chunk to chunk
+        // and are read from the matched chunk.
+        let counted = |text: &str, n: u32| {
+            format!(
+                r#"{{"id":"c","choices":[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null}}],"usage":{{"prompt_tokens":16,"total_tokens":{},"completion_tokens":{n}}}}}"#,
+                16 + n
+            )
+        };
+        let mut reader = ChunkReader::default();
+        reader.parse(counted("a", 1).as_bytes());
+        for n in [2, 9, 10, 100, 12345] {
+            let data = counted("b", n);
+            let info = reader.shape.matches(data.as_bytes()).expect("same shape");
+            assert_eq!(info.usage.and_then(|u| u.completion_tokens), Some(n));
+            assert_eq!(info.usage.and_then(|u| u.prompt_tokens), Some(16));
+            assert_eq!(Payload::Chunk(info), parse_with_serde(data.as_bytes()));
+        }
     }
 
     #[test]

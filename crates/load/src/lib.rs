@@ -131,12 +131,13 @@ pub enum LoadError {
 pub fn bench_parse_body(body: &[u8], read_size: usize) -> u32 {
     use std::ops::ControlFlow;
     let mut parser = sse::SseParser::default();
+    let mut chunks = chunk::ChunkReader::default();
     let mut n_tokens = 0u32;
     let mut on_event = |kind: sse::EventKind, data: &[u8]| {
         if kind != sse::EventKind::Message {
             return ControlFlow::Break(());
         }
-        if let chunk::Payload::Chunk(info) = chunk::parse(data) {
+        if let chunk::Payload::Chunk(info) = chunks.parse(data) {
             n_tokens += u32::from(info.content || info.reasoning);
         }
         ControlFlow::Continue(())

@@ -95,6 +95,8 @@ struct StreamState {
     /// body lingers after it.
     done_at: Option<Instant>,
     failure: Option<Failure>,
+    /// Reads the stream's chunks (it keeps the last token chunk's shape).
+    chunks: chunk::ChunkReader,
 }
 
 impl StreamState {
@@ -121,6 +123,7 @@ impl StreamState {
             done: false,
             done_at: None,
             failure: None,
+            chunks: chunk::ChunkReader::default(),
         }
     }
 
@@ -142,7 +145,7 @@ impl StreamState {
             self.failure = Some(failure(class, message));
             return ControlFlow::Break(());
         }
-        match chunk::parse(data) {
+        match self.chunks.parse(data) {
             Payload::Done => {
                 self.done = true;
                 self.done_at = Some(now);

@@ -8,28 +8,47 @@
 //! integers. Anything this walk does not fully understand (an error object,
 //! a `\u` escape in a string it reads, llama-server's `timings`, a duplicate
 //! field, a number where a count should be…) makes it give up (`None`), and
-//! the payload goes through serde in `chunk::parse`, whose answer is the
+//! the payload goes through serde in `ChunkReader::parse`, whose answer is the
 //! reference: the tests check that wherever this walk answers, serde answers
 //! the same.
 
 use std::borrow::Cow;
 
+use super::shape::{Count, Field, Hole, HoleKind, Holes, plain_count};
 use super::{ChunkInfo, Usage};
 
 /// Deeper than this, serde decides (it has a recursion limit of its own).
 const MAX_DEPTH: u32 = 64;
 
 /// The chunk `data` describes, or `None` where serde must decide.
+#[cfg(test)]
 pub(super) fn skim(data: &[u8]) -> Option<ChunkInfo<'_>> {
-    let mut walk = Walk { data, pos: 0 };
+    skim_with_holes(data).map(|(info, _)| info)
+}
+
+/// The chunk `data` describes and, where it is a token chunk that the next
+/// ones can be matched against (`shape.rs`), its holes; `None` where serde
+/// must decide.
+pub(super) fn skim_with_holes(data: &[u8]) -> Option<(ChunkInfo<'_>, Option<Holes>)> {
+    let mut walk = Walk {
+        data,
+        pos: 0,
+        holes: Holes::default(),
+    };
     let info = walk.chunk()?;
     walk.ws();
-    (walk.pos == data.len()).then_some(info)
+    if walk.pos != data.len() {
+        return None;
+    }
+    let holes = (walk.holes.usable() && info.finish_reason.is_none()).then_some(walk.holes);
+    Some((info, holes))
 }
 
 struct Walk<'a> {
     data: &'a [u8],
     pos: usize,
+    /// The values read that may change from one chunk to the next.
+    holes: Holes,
 }
 
 /// Fields of one object already seen: a second one is serde's duplicate-field
@@ -120,9 +139,9 @@ impl<'a> Walk<'a> {
         (!escaped && raw.is_ascii()).then_some(raw)
     }
 
-    /// Whether a string is non-empty, or `None` for `null`. Its UTF-8 is
-    /// checked where it is not ASCII, as serde would.
-    fn non_empty(&mut self) -> Option<Option<bool>> {
+    /// Whether a string (the chunk's `field`) is non-empty, or `None` for
+    /// `null`. Its UTF-8 is checked where it is not ASCII, as serde would.
+    fn non_empty(&mut self, field: Field) -> Option<Option<bool>> {
         if self.null()? {
             return Some(None);
         }
@@ -130,6 +149,12 @@ impl<'a> Walk<'a> {
         if !raw.is_ascii() {
             std::str::from_utf8(raw).ok()?;
         }
+        let end = self.pos - 1;
+        self.holes.push(Hole {
+            start: end - raw.len(),
+            end,
+            kind: HoleKind::Text(field),
+        });
         Some(Some(!raw.is_empty()))
     }
 
@@ -221,7 +246,7 @@ impl<'a> Walk<'a> {
             }
             b"text" => {
                 seen.first(2)?;
-                text = walk.non_empty()?;
+                text = walk.non_empty(Field::Content)?;
                 Some(())
             }
             b"finish_reason" => {
@@ -248,15 +273,15 @@ impl<'a> Walk<'a> {
         }
         let mut seen = Seen::default();
         self.object(|walk, key| {
-            let (bit, is_content) = match key {
-                b"content" => (1, true),
-                b"reasoning_content" => (2, false),
-                b"reasoning" => (4, false),
+            let (bit, field) = match key {
+                b"content" => (1, Field::Content),
+                b"reasoning_content" => (2, Field::Reasoning),
+                b"reasoning" => (4, Field::Reasoning),
                 _ => return walk.skip(3),
             };
             seen.first(bit)?;
-            let non_empty = walk.non_empty()?.unwrap_or(false);
-            if is_content {
+            let non_empty = walk.non_empty(field)?.unwrap_or(false);
+            if field == Field::Content {
                 info.content |= non_empty;
             } else {
                 info.reasoning |= non_empty;
@@ -276,13 +301,17 @@ impl<'a> Walk<'a> {
         self.object(|walk, key| match key {
             b"prompt_tokens" => {
                 seen.first(1)?;
-                usage.prompt_tokens = walk.count()?;
+                usage.prompt_tokens = walk.count(Count::Prompt)?;
                 Some(())
             }
             b"completion_tokens" => {
                 seen.first(2)?;
-                usage.completion_tokens = walk.count()?;
+                usage.completion_tokens = walk.count(Count::Completion)?;
                 Some(())
+            }
+            b"total_tokens" => {
+                seen.first(8)?;
+                walk.count(Count::Other).map(|_| ())
             }
             b"completion_tokens_details" => {
                 seen.first(4)?;
@@ -295,24 +324,17 @@ impl<'a> Walk<'a> {
 
     /// A `u32` count or `null`; anything else (a sign, a fraction, an
     /// exponent, too large) is left to serde.
-    fn count(&mut self) -> Option<Option<u32>> {
+    fn count(&mut self, kind: Count) -> Option<Option<u32>> {
         if self.null()? {
             return Some(None);
         }
-        let start = self.pos;
-        while self.data.get(self.pos).is_some_and(u8::is_ascii_digit) {
-            self.pos += 1;
-        }
-        let digits = &self.data[start..self.pos];
-        if digits.is_empty() || digits.len() > 9 || (digits.len() > 1 && digits[0] == b'0') {
-            return None;
-        }
-        if matches!(self.data.get(self.pos), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
-        let value = digits
-            .iter()
-            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+        let (value, len) = plain_count(&self.data[self.pos..])?;
+        self.holes.push(Hole {
+            start: self.pos,
+            end: self.pos + len,
+            kind: HoleKind::Count(kind),
+        });
+        self.pos += len;
         Some(Some(value))
     }
 
