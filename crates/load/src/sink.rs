@@ -1,8 +1,11 @@
 //! Where request records go as they are measured.
 //!
-//! A record is handed to the sink the moment its request ends, so a crash
-//! of the tool loses at most the requests in flight. The JSON Lines sink
-//! flushes every line for that reason (a write per request, not per token).
+//! Records are handed to the sink in batches, each at most a few
+//! milliseconds after its request ended (the runner's `COLLECT_PERIOD`),
+//! and the sink is flushed after each batch, so a crash of the tool loses
+//! at most the requests in flight and those of the last batch. The JSON
+//! Lines sink writes the file at each flush for that reason (a write per
+//! batch, not per request or token).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -16,6 +19,12 @@ use crate::LoadError;
 pub trait RecordSink: Send {
     /// Stores one record. An error is reported once and the run goes on.
     fn write(&mut self, record: &RequestRecord) -> std::io::Result<()>;
+
+    /// Makes the records written so far durable (called after each batch).
+    /// Nothing by default.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 
     /// [`run`](crate::run) is about to run the scenario `name` (its
     /// calibration, then its requests): where a caller marks the start of
@@ -43,7 +52,7 @@ impl RecordSink for Vec<RequestRecord> {
     }
 }
 
-/// Appends one JSON object per line to a file, flushed after each line.
+/// Appends one JSON object per line to a file, written out at each flush.
 #[derive(Debug)]
 pub struct JsonlSink {
     path: PathBuf,
@@ -72,7 +81,10 @@ impl JsonlSink {
 impl RecordSink for JsonlSink {
     fn write(&mut self, record: &RequestRecord) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")?;
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 }

@@ -424,13 +424,20 @@ impl RecordSink for ProgressSink<'_> {
             let started = scenario_start(Instant::now(), record.start_ms, record.e2e_ms);
             self.bar = Some((record.scenario.clone(), bar, started, 0));
         }
-        if let Some((_, bar, started, tokens)) = self.bar.as_mut() {
+        if let Some((_, bar, _, tokens)) = self.bar.as_mut() {
             *tokens += u64::from(record.output_tokens.unwrap_or(0));
-            bar.set_message(rate_message(*tokens, started.elapsed()));
             bar.inc(1);
         }
         self.telemetry.record(record);
         self.file.write(record)
+    }
+
+    /// After each batch of records: the bar's rate, and the file written.
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some((_, bar, started, tokens)) = self.bar.as_ref() {
+            bar.set_message(rate_message(*tokens, started.elapsed()));
+        }
+        self.file.flush()
     }
 
     fn scenario_started(&mut self, name: &str) {
