@@ -158,12 +158,27 @@ impl Conn {
     }
 
     /// When the bytes of the latest read arrived: the kernel's receive time
-    /// where it gave one, never later than `now` nor earlier than `floor`
-    /// (the request's send time); `now` without one.
-    pub(crate) fn arrival(&self, clock: &MonoClock, now: Instant, floor: Instant) -> Instant {
+    /// where it gave one, never later than now nor earlier than `floor` (the
+    /// request's send time); now without one. The frames of one read share
+    /// its time, so `last` keeps the latest read's answer and the clock is
+    /// read once per read, not per frame.
+    pub(crate) fn arrival(
+        &self,
+        clock: &MonoClock,
+        floor: Instant,
+        last: &mut Option<(u64, Instant)>,
+    ) -> Instant {
         match self.stamp.get() {
-            Some(ns) => clock.instant(ns).min(now).max(floor),
-            None => now,
+            Some(ns) => match *last {
+                // The same read: its time was at most the clock then.
+                Some((seen, at)) if seen == ns => at,
+                _ => {
+                    let at = clock.instant(ns).min(Instant::now()).max(floor);
+                    *last = Some((ns, at));
+                    at
+                }
+            },
+            None => Instant::now(),
         }
     }
 

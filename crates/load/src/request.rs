@@ -237,7 +237,53 @@ fn timeout(phase: TimeoutPhase, limit: Duration) -> Failure {
 /// What ended the read loop.
 enum Ended {
     Eof,
+    /// `[DONE]` came; the rest of the body is read by `drain_after_done`.
+    Done,
     Stopped,
+}
+
+/// How long the body may linger after `[DONE]` before the connection is
+/// given up (the measurement is complete at `[DONE]`).
+const LINGER_AFTER_DONE: Duration = Duration::from_millis(200);
+
+/// After `[DONE]`: reads the rest of the body (ignored) to its end so that
+/// the connection can be reused, for at most [`LINGER_AFTER_DONE`]; says
+/// whether it ended. The end usually came with `[DONE]`, so it is looked
+/// for first without a timer: arming one earlier than the runtime's next
+/// timer wakes the runtime's driver, a syscall per request.
+async fn drain_after_done(response: &mut Response<'_>, cancel: &CancellationToken) -> bool {
+    for _ in 0..4 {
+        match poll_once(response.chunk()).await {
+            Some(Ok(Some(_))) => {}
+            Some(Ok(None)) => return true,
+            Some(Err(_)) => return false,
+            None => break,
+        }
+    }
+    let drain = async {
+        loop {
+            match response.chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
+    };
+    tokio::select! {
+        ended = drain => ended,
+        () = tokio::time::sleep(LINGER_AFTER_DONE) => false,
+        () = cancel.cancelled() => false,
+    }
+}
+
+/// `future`'s output if it is ready at its first poll.
+async fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }
 
 /// Sends `spec` and measures it. Never panics on network data; every
@@ -300,7 +346,8 @@ pub(crate) async fn execute(
     } = sent;
 
     if let Some(mut response) = response {
-        ttfb = Some(response.arrival(&clock, Instant::now(), sent));
+        let mut last_read = None;
+        ttfb = Some(response.arrival(&clock, sent, &mut last_read));
         let status = response.status();
         let content_type = response
             .headers()
@@ -347,7 +394,7 @@ pub(crate) async fn execute(
                         Ok(Some(bytes)) => {
                             // The arrival time, before any parsing: the
                             // kernel's receive time of the read, where known.
-                            let now = response.arrival(&clock, Instant::now(), sent);
+                            let now = response.arrival(&clock, sent, &mut last_read);
                             if sniff && state.n_events == 0 && body_head.len() < QUOTED_BODY {
                                 let take = (QUOTED_BODY - body_head.len()).min(bytes.len());
                                 body_head.extend_from_slice(&bytes[..take]);
@@ -407,14 +454,12 @@ pub(crate) async fn execute(
                     },
                 }
                 if state.done && state.failure.is_none() {
-                    // Read on only to let the body end (so the connection is
-                    // reused), for at most a short while.
-                    let soon = Instant::now() + Duration::from_millis(200);
-                    if timer.deadline().into_std() > soon {
-                        timer.as_mut().reset(soon.into());
-                    }
+                    break Ended::Done;
                 }
             };
+            if matches!(ended, Ended::Done) {
+                body_ended = drain_after_done(&mut response, cancel).await;
+            }
             if state.failure.is_none()
                 && matches!(ended, Ended::Eof)
                 && state.n_events == 0

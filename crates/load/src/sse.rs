@@ -107,7 +107,20 @@ impl SseParser {
                 }
             }
             let flow = if self.partial.is_empty() {
-                self.pending.line(line_part, on_event)
+                match (self.pending.is_empty(), line_part.strip_prefix(b"data:")) {
+                    (true, Some(value)) if let Some((rest, after_cr)) = blank_line(input) => {
+                        // The usual event, one `data:` line and the blank
+                        // line that ends it, whole in this read: dispatched
+                        // from the read itself, not copied.
+                        input = rest;
+                        self.after_cr = after_cr;
+                        on_event(
+                            EventKind::Message,
+                            value.strip_prefix(b" ").unwrap_or(value),
+                        )
+                    }
+                    _ => self.pending.line(line_part, on_event),
+                }
             } else {
                 self.partial.extend_from_slice(line_part);
                 let flow = self.pending.line(&self.partial, on_event);
@@ -136,7 +149,24 @@ impl SseParser {
     }
 }
 
+/// The rest of `input` after the blank line it starts with, and whether
+/// that line ended with a CR at the end of `input` (a LF may follow in the
+/// next read); `None` when `input` does not start with a blank line.
+fn blank_line(input: &[u8]) -> Option<(&[u8], bool)> {
+    match input {
+        [b'\n', rest @ ..] | [b'\r', b'\n', rest @ ..] => Some((rest, false)),
+        [b'\r'] => Some((&[], true)),
+        [b'\r', rest @ ..] => Some((rest, false)),
+        _ => None,
+    }
+}
+
 impl Pending {
+    /// Nothing of an event has been seen since the last dispatch.
+    fn is_empty(&self) -> bool {
+        !self.has_data && !self.is_error && self.data.is_empty()
+    }
+
     fn line(
         &mut self,
         line: &[u8],

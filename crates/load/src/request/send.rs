@@ -74,11 +74,17 @@ impl Response<'_> {
 
     /// When the bytes just handed over arrived: on a direct connection the
     /// kernel's receive time of the read that brought them (never later
-    /// than `now`, never before `sent`), else `now`.
-    pub(super) fn arrival(&self, clock: &MonoClock, now: Instant, sent: Instant) -> Instant {
+    /// than now, never before `sent`; `last` is the latest read's, see
+    /// `Conn::arrival`), else now.
+    pub(super) fn arrival(
+        &self,
+        clock: &MonoClock,
+        sent: Instant,
+        last: &mut Option<(u64, Instant)>,
+    ) -> Instant {
         match self {
-            Response::Reqwest(_) => now,
-            Response::Direct { conn, .. } => conn.arrival(clock, now, sent),
+            Response::Reqwest(_) => Instant::now(),
+            Response::Direct { conn, .. } => conn.arrival(clock, sent, last),
         }
     }
 
