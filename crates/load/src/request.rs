@@ -12,7 +12,9 @@
 //! Timeouts use one timer per request that is re-armed lazily: when it fires
 //! the current phase's deadline is recomputed from the last progress, and
 //! only if that deadline has passed is it a timeout. So the timer is not
-//! touched per chunk.
+//! touched per chunk, and it only ever moves later (`Sent::next_look`): a
+//! timer moved earlier than the runtime's next wake-up costs a write to its
+//! driver's eventfd.
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -339,6 +341,7 @@ pub(crate) async fn execute(
             (sent, response)
         }
     };
+    let sending = sent;
     let Sent {
         at: sent,
         total_deadline,
@@ -405,7 +408,9 @@ pub(crate) async fn execute(
                             }
                             if !between_armed && state.last_token.is_some() {
                                 // Once, at the first token: the between-token
-                                // deadline can be earlier than the first-token one.
+                                // deadline can be earlier than the first-token
+                                // one. The timer is never further ahead than
+                                // it (`Sent::next_look`), so this moves it later.
                                 between_armed = true;
                                 timer.as_mut().reset((now + timeouts.between_tokens).min(total_deadline).into());
                             }
@@ -444,7 +449,11 @@ pub(crate) async fn execute(
                             state.failure = Some(timeout(phase, limit));
                             break Ended::Stopped;
                         }
-                        timer.as_mut().reset(phase_deadline.min(total_deadline).into());
+                        let next = match state.last_token {
+                            None => sending.next_look(&timeouts, now),
+                            Some(_) => phase_deadline,
+                        };
+                        timer.as_mut().reset(next.min(total_deadline).into());
                     },
                     () = cancel.cancelled() => {
                         if !state.done {

@@ -35,6 +35,16 @@ impl Sent {
         }
     }
 
+    /// When the timer should next look, before the first token: the
+    /// first-token deadline, but at most `between_tokens` after `now`. So the
+    /// re-arm at the first token (to the between-token deadline) only ever
+    /// moves the timer later, which tokio does without a lock or a wake-up
+    /// of its driver; moving a timer earlier than the driver's next wake-up
+    /// costs an eventfd write, once per request.
+    pub(super) fn next_look(&self, timeouts: &crate::engine::Timeouts, now: Instant) -> Instant {
+        self.first_token_deadline.min(now + timeouts.between_tokens)
+    }
+
     /// The failure of a request whose response head did not come in time.
     pub(super) fn head_timeout(&self, timeouts: &crate::engine::Timeouts) -> Failure {
         if Instant::now() >= self.total_deadline {
@@ -139,25 +149,42 @@ pub(super) async fn send_reqwest(
             .post(engine.url(spec.url_endpoint), spec.body.clone())
             .header("x-request-id", spec.request_id.as_str());
         let sent = Sent::now(&timeouts);
-        timer.as_mut().reset(sent.first_token_deadline.into());
-        let result = tokio::select! {
-            biased;
-            result = request.send() => match result {
-                Ok(response) => Ok(response),
-                // A pooled connection the server had closed without saying
-                // so (llama-server closes the connection after every
-                // streamed response yet answers `keep-alive`): the request
-                // never reached it. Once, on a fresh connection, timed anew.
-                Err(err) if !retried && closed_before_response(&err) => {
-                    retried = true;
-                    continue;
+        timer
+            .as_mut()
+            .reset(sent.next_look(&timeouts, sent.at).into());
+        let mut send = std::pin::pin!(request.send());
+        let result = loop {
+            tokio::select! {
+                biased;
+                // `Ok(None)`: sent again, see below.
+                result = &mut send => break match result {
+                    Ok(response) => Ok(Some(response)),
+                    // A pooled connection the server had closed without saying
+                    // so (llama-server closes the connection after every
+                    // streamed response yet answers `keep-alive`): the request
+                    // never reached it. Once, on a fresh connection, timed anew.
+                    Err(err) if !retried && closed_before_response(&err) => Ok(None),
+                    Err(err) => Err(classify_send_error(&err, timeouts.connect)),
+                },
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now < sent.first_token_deadline {
+                        timer.as_mut().reset(sent.next_look(&timeouts, now).into());
+                        continue;
+                    }
+                    break Err(sent.head_timeout(&timeouts));
                 }
-                Err(err) => Err(classify_send_error(&err, timeouts.connect)),
-            },
-            () = &mut timer => Err(sent.head_timeout(&timeouts)),
-            () = cancel.cancelled() => Err(failure(FailureClass::Cancelled, "cancelled before the response".to_owned())),
+                () = cancel.cancelled() => break Err(failure(FailureClass::Cancelled, "cancelled before the response".to_owned())),
+            }
         };
-        return (sent, result);
+        match result {
+            Ok(None) => {
+                retried = true;
+                continue;
+            }
+            Ok(Some(response)) => return (sent, Ok(response)),
+            Err(failure) => return (sent, Err(failure)),
+        }
     }
 }
 
@@ -219,28 +246,51 @@ pub(super) async fn send_direct(
             }
         };
         let sent = Sent::now(&timeouts);
-        timer.as_mut().reset(sent.first_token_deadline.into());
-        let result = tokio::select! {
-            biased;
-            result = attempt => match result {
-                Ok(head) => Ok(head),
-                // A kept connection the server had closed without saying so:
-                // the request never reached it. Once, on a fresh connection,
-                // timed anew (as `send_reqwest` does for reqwest's pool).
-                Err(DirectError::Send { err, reused: true }) if stale(&err) => continue,
-                Err(DirectError::Send { err, .. }) => Err(classify_direct_send_error(&err)),
-                Err(DirectError::Connect(ConnectError::Timeout)) => Err(timeout(TimeoutPhase::Connect, timeouts.connect)),
-                Err(DirectError::Connect(ConnectError::Io(err))) => Err(failure(
-                    FailureClass::Connect,
-                    format!("error connecting to {}: {}", engine.inner.base, error_chain(&err)),
-                )),
-                Err(DirectError::Connect(ConnectError::Handshake(err))) => Err(failure(
-                    FailureClass::Connect,
-                    format!("error connecting to {}: {}", engine.inner.base, error_chain(&err)),
-                )),
-            },
-            () = &mut timer => Err(sent.head_timeout(&timeouts)),
-            () = cancel.cancelled() => Err(failure(FailureClass::Cancelled, "cancelled before the response".to_owned())),
+        timer
+            .as_mut()
+            .reset(sent.next_look(&timeouts, sent.at).into());
+        let mut attempt = std::pin::pin!(attempt);
+        let result = loop {
+            tokio::select! {
+                biased;
+                result = &mut attempt => break result,
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if now < sent.first_token_deadline {
+                        timer.as_mut().reset(sent.next_look(&timeouts, now).into());
+                        continue;
+                    }
+                    return (sent, Err(sent.head_timeout(&timeouts)));
+                }
+                () = cancel.cancelled() => return (sent, Err(failure(FailureClass::Cancelled, "cancelled before the response".to_owned()))),
+            }
+        };
+        let result = match result {
+            Ok(head) => Ok(head),
+            // A kept connection the server had closed without saying so:
+            // the request never reached it. Once, on a fresh connection,
+            // timed anew (as `send_reqwest` does for reqwest's pool).
+            Err(DirectError::Send { err, reused: true }) if stale(&err) => continue,
+            Err(DirectError::Send { err, .. }) => Err(classify_direct_send_error(&err)),
+            Err(DirectError::Connect(ConnectError::Timeout)) => {
+                Err(timeout(TimeoutPhase::Connect, timeouts.connect))
+            }
+            Err(DirectError::Connect(ConnectError::Io(err))) => Err(failure(
+                FailureClass::Connect,
+                format!(
+                    "error connecting to {}: {}",
+                    engine.inner.base,
+                    error_chain(&err)
+                ),
+            )),
+            Err(DirectError::Connect(ConnectError::Handshake(err))) => Err(failure(
+                FailureClass::Connect,
+                format!(
+                    "error connecting to {}: {}",
+                    engine.inner.base,
+                    error_chain(&err)
+                ),
+            )),
         };
         return (sent, result);
     }

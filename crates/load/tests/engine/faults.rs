@@ -241,6 +241,40 @@ async fn first_token_timeout() {
     assert_eq!(failure.phase, Some(TimeoutPhase::FirstToken), "{failure:?}");
 }
 
+/// A first token that takes several between-token limits, but less than
+/// the first-token limit, is no timeout: before the first token the timer
+/// looks every between-token limit and waits on.
+#[tokio::test]
+async fn a_slow_first_token_within_its_limit_is_no_timeout() {
+    let _serial = common::serial().await;
+    let sim = common::start(|args| args.prefill_base_ms = Some(700.0));
+    let engine = Engine::connect(EngineConfig {
+        timeouts: Timeouts {
+            first_token: Duration::from_secs(20),
+            between_tokens: Duration::from_millis(150),
+            ..Timeouts::default()
+        },
+        probe_ignore_eos: false,
+        ..EngineConfig::new(sim.url.clone())
+    })
+    .await
+    .expect("connect");
+    let result = common::run_one(
+        &engine,
+        &common::scenario("slow", 20, 4, 2, 1),
+        &options(10),
+    )
+    .await;
+    for record in &result.requests {
+        assert!(record.failure.is_none(), "{:?}", record.failure);
+        assert!(
+            record.ttft_ms.is_some_and(|ttft| ttft >= 700.0),
+            "{record:?}"
+        );
+    }
+    assert_eq!(result.aggregate.n_ok, 2);
+}
+
 #[tokio::test]
 async fn engine_exit_keeps_earlier_records_and_stops() {
     let _serial = common::serial().await;
