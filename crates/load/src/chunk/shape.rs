@@ -11,7 +11,8 @@
 //! When the raw walk (`skim.rs`) has read a chunk in which exactly one
 //! string was looked at, with no `finish_reason`, its bytes are kept with
 //! the spans of its *holes*: that string and the usage counts. A next chunk
-//! whose bytes between the holes are the kept ones, with a string in the
+//! (the prompt's count does not change within a response, so it is kept
+//! as bytes) whose bytes between the holes are the kept ones, with a string in the
 //! string's hole (no unescaped quote, no control byte, a known escape,
 //! valid UTF-8: what the walk checks) and a plain count in each count's
 //! hole, is the same JSON document but for those values, so only they are
@@ -33,10 +34,10 @@ pub(super) enum Field {
     Reasoning,
 }
 
-/// Which usage count a number is.
+/// Which usage count a number is (the prompt's does not change within a
+/// response, so it is no hole).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Count {
-    Prompt,
     Completion,
     /// Read only to match (`total_tokens`).
     Other,
@@ -135,7 +136,7 @@ impl Shape {
         let mut kept = 0;
         for hole in self.holes.as_slice() {
             let between = &self.bytes[kept..hole.start];
-            if !data.get(pos..)?.starts_with(between) {
+            if !same(data.get(pos..pos + between.len())?, between) {
                 return None;
             }
             pos += between.len();
@@ -155,15 +156,14 @@ impl Shape {
                     let (value, len) = plain_count(rest)?;
                     pos += len;
                     let usage = info.usage.as_mut()?;
-                    match count {
-                        Count::Prompt => usage.prompt_tokens = Some(value),
-                        Count::Completion => usage.completion_tokens = Some(value),
-                        Count::Other => {}
+                    if count == Count::Completion {
+                        usage.completion_tokens = Some(value);
                     }
                 }
             }
         }
-        (data.get(pos..)? == &self.bytes[kept..]).then_some(info)
+        let rest = &self.bytes[kept..];
+        (data.len() - pos == rest.len() && same(&data[pos..], rest)).then_some(info)
     }
 
     /// Keeps `data` as the shape to match: `holes` are its varying values
@@ -175,6 +175,28 @@ impl Shape {
         self.usage = usage;
         self.known = true;
     }
+}
+
+/// Whether two slices of one length are equal, eight bytes at a time: the
+/// pieces between holes are short (a few to a hundred-odd bytes) and many,
+/// where a call to libc's `memcmp` costs more than the comparison.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let mut a_words = a.chunks_exact(8);
+    let mut b_words = b.chunks_exact(8);
+    for (x, y) in a_words.by_ref().zip(b_words.by_ref()) {
+        if u64::from_ne_bytes(x.try_into().unwrap_or_default())
+            != u64::from_ne_bytes(y.try_into().unwrap_or_default())
+        {
+            return false;
+        }
+    }
+    a_words
+        .remainder()
+        .iter()
+        .zip(b_words.remainder())
+        .all(|(x, y)| x == y)
 }
 
 /// The length of the string body at the start of `raw`, up to its closing

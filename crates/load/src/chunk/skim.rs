@@ -301,17 +301,18 @@ impl<'a> Walk<'a> {
         self.object(|walk, key| match key {
             b"prompt_tokens" => {
                 seen.first(1)?;
-                usage.prompt_tokens = walk.count(Count::Prompt)?;
+                // Not a hole: a response's prompt count does not change.
+                usage.prompt_tokens = walk.count(None)?;
                 Some(())
             }
             b"completion_tokens" => {
                 seen.first(2)?;
-                usage.completion_tokens = walk.count(Count::Completion)?;
+                usage.completion_tokens = walk.count(Some(Count::Completion))?;
                 Some(())
             }
             b"total_tokens" => {
                 seen.first(8)?;
-                walk.count(Count::Other).map(|_| ())
+                walk.count(Some(Count::Other)).map(|_| ())
             }
             b"completion_tokens_details" => {
                 seen.first(4)?;
@@ -324,16 +325,19 @@ impl<'a> Walk<'a> {
 
     /// A `u32` count or `null`; anything else (a sign, a fraction, an
     /// exponent, too large) is left to serde.
-    fn count(&mut self, kind: Count) -> Option<Option<u32>> {
+    /// `hole`: which count it is, when a next chunk may change it.
+    fn count(&mut self, hole: Option<Count>) -> Option<Option<u32>> {
         if self.null()? {
             return Some(None);
         }
         let (value, len) = plain_count(&self.data[self.pos..])?;
-        self.holes.push(Hole {
-            start: self.pos,
-            end: self.pos + len,
-            kind: HoleKind::Count(kind),
-        });
+        if let Some(kind) = hole {
+            self.holes.push(Hole {
+                start: self.pos,
+                end: self.pos + len,
+                kind: HoleKind::Count(kind),
+            });
+        }
         self.pos += len;
         Some(Some(value))
     }
