@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use spark_results::{
-    Arrival, EngineCounters, FailureClass, RequestRecord, RunResults, SCHEMA_VERSION,
-    ScenarioConfig, ScenarioResult, SweepLevel,
+    Arrival, EngineCounters, RequestRecord, RunResults, SCHEMA_VERSION, ScenarioConfig,
+    ScenarioResult, SweepLevel,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,9 +32,11 @@ use tokio_util::sync::CancellationToken;
 mod arrivals;
 mod capacity;
 mod collect;
+mod streak;
 
 use arrivals::{Dispatch, arrival_schedule};
 use collect::Collector;
+use streak::Streak;
 
 use crate::direct::ConnSlot;
 use crate::engine::{BodyParams, CounterRead, Engine};
@@ -260,7 +262,7 @@ pub async fn run_scenario(
     let mut stopped = shared
         .streak
         .lock()
-        .map_or(None, |streak| streak.why.clone());
+        .map_or(None, |streak| streak.why().map(str::to_owned));
     if let Some(why) = &stopped {
         tracing::warn!(scenario = %scenario.name, "{why}");
     }
@@ -397,37 +399,12 @@ const COLLECT_PERIOD: std::time::Duration = std::time::Duration::from_millis(5);
 /// The most records the collector takes at once.
 const RECORD_BATCH: usize = 1024;
 
-/// The failures that ended one after the other, and why the scenario was
-/// stopped once they reached the limit.
-#[derive(Debug, Default)]
-struct Streak {
-    failures: u32,
-    why: Option<String>,
-}
-
 impl WorkerShared {
-    /// Counts `record` into the streak and stops the scenario when this is
-    /// the K-th consecutive failure (a cancelled request neither counts nor
-    /// breaks the streak).
+    /// Counts `record` into the streak of consecutive failures; the K-th
+    /// stops the scenario.
     fn observe(&self, record: &RequestRecord) {
-        let Ok(mut streak) = self.streak.lock() else {
-            return;
-        };
-        match &record.failure {
-            None => streak.failures = 0,
-            Some(f) if f.class == FailureClass::Cancelled => {}
-            Some(f) => {
-                streak.failures += 1;
-                if streak.failures >= self.max_consecutive_failures && streak.why.is_none() {
-                    streak.why = Some(format!(
-                        "{} consecutive failures, the engine looks gone; last: {}: {}",
-                        streak.failures,
-                        f.class.as_str(),
-                        f.message
-                    ));
-                    self.stop.cancel();
-                }
-            }
+        if let Ok(mut streak) = self.streak.lock() {
+            streak.observe(record, self.max_consecutive_failures, &self.stop);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Sending one request and reading what is not the stream: the request on
 //! reqwest or on the worker's own connection (`crate::direct`), the response
-//! head and an error body, and the classification of send and body errors
-//! into failure classes. The stream itself is read in `request.rs`.
+//! head, an error body and the rest of a body after `[DONE]`, and the
+//! classification of send and body errors into failure classes. The stream
+//! itself is read in `request.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -380,4 +381,51 @@ pub(super) fn has_io_kind(
         source = inner.source();
     }
     false
+}
+
+/// How long the body may linger after `[DONE]` before the connection is
+/// given up (the measurement is complete at `[DONE]`).
+const LINGER_AFTER_DONE: Duration = Duration::from_millis(200);
+
+/// After `[DONE]`: reads the rest of the body (ignored) to its end so that
+/// the connection can be reused, for at most [`LINGER_AFTER_DONE`]; says
+/// whether it ended. The end usually came with `[DONE]`, so it is looked
+/// for first without a timer: arming one earlier than the runtime's next
+/// timer wakes the runtime's driver, a syscall per request.
+pub(super) async fn drain_after_done(
+    response: &mut Response<'_>,
+    cancel: &CancellationToken,
+) -> bool {
+    for _ in 0..4 {
+        match poll_once(response.chunk()).await {
+            Some(Ok(Some(_))) => {}
+            Some(Ok(None)) => return true,
+            Some(Err(_)) => return false,
+            None => break,
+        }
+    }
+    let drain = async {
+        loop {
+            match response.chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
+    };
+    tokio::select! {
+        ended = drain => ended,
+        () = tokio::time::sleep(LINGER_AFTER_DONE) => false,
+        () = cancel.cancelled() => false,
+    }
+}
+
+/// `future`'s output if it is ready at its first poll.
+async fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }
