@@ -10,15 +10,15 @@
 //!
 //! When the raw walk (`skim.rs`) has read a chunk in which exactly one
 //! string was looked at, with no `finish_reason`, its bytes are kept with
-//! the spans of its *holes*: that string and the usage counts. A next chunk
-//! (the prompt's count does not change within a response, so it is kept
-//! as bytes) whose bytes between the holes are the kept ones, with a string in the
-//! string's hole (no unescaped quote, no control byte, a known escape,
-//! valid UTF-8: what the walk checks) and a plain count in each count's
-//! hole, is the same JSON document but for those values, so only they are
-//! read. `memcmp`s and a short scan instead of a walk over every byte;
-//! anything else takes the walk, and the tests check that both answer what
-//! serde answers.
+//! the spans of its *holes*: that string and the completion and total
+//! counts (the prompt's count does not change within a response, so it is
+//! kept as bytes). A next chunk whose bytes between the holes are the kept
+//! ones, with a string in the string's hole (no unescaped quote, no control
+//! byte, a known escape, valid UTF-8: what the walk checks) and a plain
+//! count in each count's hole, is the same JSON document but for those
+//! values, so only they are read: word-wise comparisons and a short scan
+//! instead of a walk over every byte. Anything else takes the walk, and the
+//! tests check that both answer what serde answers.
 
 use super::{ChunkInfo, Usage};
 
@@ -116,8 +116,6 @@ pub(super) struct Shape {
     holes: Holes,
     /// Its usage, whose counts the holes replace; `None` without one.
     usage: Option<Usage>,
-    /// A chunk has been learned.
-    known: bool,
 }
 
 impl Shape {
@@ -125,7 +123,8 @@ impl Shape {
     /// values in its holes; `None` otherwise.
     #[inline]
     pub(super) fn matches<'a>(&self, data: &'a [u8]) -> Option<ChunkInfo<'a>> {
-        if !self.known {
+        // Nothing learned yet (a learned shape has its string's hole).
+        if self.holes.as_slice().is_empty() {
             return None;
         }
         let mut info = ChunkInfo {
@@ -173,7 +172,6 @@ impl Shape {
         self.bytes.extend_from_slice(data);
         self.holes = holes;
         self.usage = usage;
-        self.known = true;
     }
 }
 
